@@ -1,0 +1,14 @@
+//! Files, not math: GGUF read/write, safetensors, torch `.pth` (zip + restricted pickle),
+//! `params.json` / `config.json`, and SentencePiece tokenizer files. Tensor data is exposed as
+//! byte ranges of a memory map; nothing here converts numbers.
+
+pub mod error;
+pub mod gguf;
+pub mod params;
+pub mod pth;
+pub mod safetensors;
+pub mod sentencepiece;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use tensor::{DType, MappedTensors, TensorEntry};

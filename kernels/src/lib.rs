@@ -1,0 +1,9 @@
+//! Numbers, not files: ggml block formats (encode, decode), float conversions and, later, dot
+//! kernels. Every tensor type is one row of [`types::TYPES`] plus one [`codec::BlockCodec`] impl.
+
+pub mod codec;
+pub mod float;
+pub mod types;
+
+pub use codec::{dequantize_row, quantize_row, BlockCodec};
+pub use types::GgmlType;
