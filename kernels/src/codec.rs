@@ -66,7 +66,17 @@ impl BlockCodec for Bf16 {
 }
 
 /// Every type that can be written and read. Adding a type: one impl plus one row here.
-const CODECS: &[Codec] = &[entry::<F32>(), entry::<F16>(), entry::<Bf16>()];
+const CODECS: &[Codec] = &[
+    entry::<F32>(),
+    entry::<F16>(),
+    entry::<Bf16>(),
+    entry::<crate::quant::Q8_0>(),
+    entry::<crate::quant::Q8_1>(),
+    entry::<crate::quant::Q4_0>(),
+    entry::<crate::quant::Q4_1>(),
+    entry::<crate::quant::Q5_0>(),
+    entry::<crate::quant::Q5_1>(),
+];
 
 /// The codec of `ty`, or `None` when llq cannot encode that type.
 pub fn codec(ty: GgmlType) -> Option<&'static Codec> {

@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod float;
+pub mod quant;
 pub mod types;
 
 pub use codec::{dequantize_row, quantize_row, BlockCodec};

@@ -1,0 +1,58 @@
+//! Q4_0: 18 bytes per 32 values: fp16 d, then 16 bytes of 4-bit levels; value = (q - 8) * d.
+
+use super::search::symmetric_search;
+use super::{
+    decode_symmetric, dequantize_blocks, pack_nibbles, quantize_row_with, read_f16, symmetric_ref,
+    unpack_levels, write_f16, Block, Levels,
+};
+use crate::codec::BlockCodec;
+use crate::types::GgmlType;
+
+pub struct Q4_0;
+
+/// The zero point: level 8 is 0.0, levels run from -8 to +7 steps of d.
+const NMAX: i32 = 8;
+
+fn write(d: f32, levels: &Levels, out: &mut [u8]) {
+    write_f16(d, out);
+    pack_nibbles(levels, &mut out[2..]);
+}
+
+impl BlockCodec for Q4_0 {
+    const TYPE: GgmlType = GgmlType::Q4_0;
+
+    fn quantize_row(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
+        quantize_row_with(
+            Self::TYPE,
+            src,
+            dst,
+            importance,
+            |x, out| {
+                let (d, levels) = symmetric_ref(x, NMAX);
+                write(d, &levels, out)
+            },
+            |x, w, out| {
+                let (d, levels) = symmetric_search(x, w, NMAX);
+                write(d, &levels, out)
+            },
+        )
+    }
+
+    fn dequantize_row(src: &[u8], dst: &mut [f32]) {
+        dequantize_blocks(Self::TYPE, src, dst, |b, out: &mut Block| {
+            decode_symmetric(read_f16(b), &unpack_levels(&b[2..], 0), NMAX, out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::test_util::{check_round_trip, symmetric_bound};
+
+    #[test]
+    fn error_is_within_half_a_step() {
+        check_round_trip::<Q4_0>(symmetric_bound(8.0, false), false);
+        check_round_trip::<Q4_0>(symmetric_bound(8.0, true), true);
+    }
+}
