@@ -1,11 +1,23 @@
-//! Memory-mapped GGUF reader. STUB: to be implemented.
+//! Memory-mapped GGUF reader. The header is parsed from a byte slice by [`parse`], which checks
+//! every count and length against the bytes that remain before allocating, so a hostile or
+//! truncated file yields an error, never a panic or a huge allocation.
 
-use super::value::Value;
-use crate::error::Result;
+use super::codec::{Cursor, Elem};
+use super::value::{Value, ValueType};
+use super::{alignment_of, check_name, pad_to, tensor_n_bytes, MAGIC, MAX_DIMS};
+use crate::error::{Result, WithPath};
+use crate::tensor::map_file;
 use llq_kernels::GgmlType;
 use memmap2::Mmap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Smallest possible KV: empty key (u64 length), i32 type, a one-byte value.
+const MIN_KV_BYTES: usize = 8 + 4 + 1;
+/// Smallest possible tensor info: empty name (u64 length), u32 n_dims, one u64 dim, i32 type,
+/// u64 offset.
+const MIN_TENSOR_INFO_BYTES: usize = 8 + 4 + 8 + 4 + 8;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorInfo {
@@ -18,12 +30,170 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// Product of the dims (saturating; infos read by [`parse`] never overflow).
     pub fn n_elements(&self) -> u64 {
-        todo!()
+        self.dims.iter().fold(1u64, |acc, &d| acc.saturating_mul(d))
     }
+
+    /// Bytes of the tensor's data.
+    ///
+    /// # Panics
+    /// If the shape is invalid for the type, which [`parse`] refuses: only a hand-made
+    /// `TensorInfo` can panic here.
     pub fn n_bytes(&self) -> u64 {
-        todo!()
+        match tensor_n_bytes(&self.name, &self.dims, self.ty) {
+            Ok(n) => n,
+            Err(msg) => panic!("{msg}"),
+        }
     }
+}
+
+/// Everything in a GGUF header, validated against the whole file's bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedHeader {
+    pub version: u32,
+    pub metadata: Vec<(String, Value)>,
+    pub tensors: Vec<TensorInfo>,
+    pub alignment: u64,
+    /// Absolute offset of the data section.
+    pub data_offset: u64,
+}
+
+/// Parse and validate a whole GGUF file held in `bytes`. Errors are plain messages; `open` adds
+/// the path. Public so that fuzzers and tests can drive the parser without files.
+pub fn parse(bytes: &[u8]) -> std::result::Result<ParsedHeader, String> {
+    let mut c = Cursor::new(bytes);
+    let version = read_preamble(&mut c)?;
+    let n_tensors = c.read::<u64>()?;
+    let n_kv = c.read::<u64>()?;
+    let metadata = read_metadata(&mut c, n_kv)?;
+    let alignment = alignment_of(&metadata)?;
+    let tensors = read_tensor_infos(&mut c, n_tensors)?;
+    let data_offset = pad_to(c.pos() as u64, alignment).ok_or("header size overflows")?;
+    check_tensor_offsets(&tensors, alignment, data_offset, bytes.len() as u64)?;
+    Ok(ParsedHeader {
+        version,
+        metadata,
+        tensors,
+        alignment,
+        data_offset,
+    })
+}
+
+/// Magic and version: 2 and 3 share one layout; 1 used u32 counts and is refused.
+fn read_preamble(c: &mut Cursor<'_>) -> std::result::Result<u32, String> {
+    let magic = c.take(4).map_err(|_| "too short to be a GGUF file")?;
+    if magic != MAGIC {
+        return Err(format!("bad magic {magic:02x?}, expected \"GGUF\""));
+    }
+    match c.read::<u32>()? {
+        v @ (2 | 3) => Ok(v),
+        1 => Err("GGUF version 1 is not supported (only 2 and 3)".into()),
+        v if matches!(v.swap_bytes(), 1..=3) => Err(format!(
+            "GGUF version {v:#x} looks big-endian, which is not supported"
+        )),
+        v => Err(format!("unsupported GGUF version {v} (only 2 and 3)")),
+    }
+}
+
+fn read_metadata(
+    c: &mut Cursor<'_>,
+    n_kv: u64,
+) -> std::result::Result<Vec<(String, Value)>, String> {
+    c.check_count(n_kv, MIN_KV_BYTES, "key/value")?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(n_kv as usize);
+    for i in 0..n_kv {
+        let (key, value) = read_kv(c).map_err(|e| format!("key/value #{i}: {e}"))?;
+        if !seen.insert(key.clone()) {
+            return Err(format!("duplicate key '{key}'"));
+        }
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+fn read_kv(c: &mut Cursor<'_>) -> std::result::Result<(String, Value), String> {
+    let key = String::decode(c)?;
+    let id = c.read::<u32>().map_err(|e| format!("'{key}': {e}"))?;
+    let ty = ValueType::from_id(id).ok_or_else(|| format!("'{key}': unknown value type {id}"))?;
+    let value = Value::decode(c, ty).map_err(|e| format!("'{key}': {e}"))?;
+    Ok((key, value))
+}
+
+fn read_tensor_infos(
+    c: &mut Cursor<'_>,
+    n_tensors: u64,
+) -> std::result::Result<Vec<TensorInfo>, String> {
+    c.check_count(n_tensors, MIN_TENSOR_INFO_BYTES, "tensor")?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(n_tensors as usize);
+    for i in 0..n_tensors {
+        let info = read_tensor_info(c).map_err(|e| format!("tensor info #{i}: {e}"))?;
+        if !seen.insert(info.name.clone()) {
+            return Err(format!("duplicate tensor name '{}'", info.name));
+        }
+        out.push(info);
+    }
+    Ok(out)
+}
+
+fn read_tensor_info(c: &mut Cursor<'_>) -> std::result::Result<TensorInfo, String> {
+    let name = String::decode(c)?;
+    check_name(&name)?;
+    let in_name = |e: String| format!("'{name}': {e}");
+    let n_dims = c.read::<u32>().map_err(in_name)?;
+    if n_dims == 0 || n_dims as usize > MAX_DIMS {
+        return Err(in_name(format!("{n_dims} dims, expected 1 to {MAX_DIMS}")));
+    }
+    let dims = (0..n_dims)
+        .map(|_| c.read::<u64>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(in_name)?;
+    let id = c.read::<u32>().map_err(in_name)?;
+    let ty = GgmlType::from_id(id).ok_or_else(|| in_name(format!("unknown ggml type id {id}")))?;
+    let offset = c.read::<u64>().map_err(in_name)?;
+    // Checks the dims (overflow, whole blocks) now, so n_bytes() cannot fail later.
+    tensor_n_bytes(&name, &dims, ty)?;
+    Ok(TensorInfo {
+        name,
+        dims,
+        ty,
+        offset,
+    })
+}
+
+/// llama.cpp's rule: each offset is the running sum of the previous tensors' sizes, each padded
+/// to the alignment. Then every tensor's bytes must be inside the file.
+fn check_tensor_offsets(
+    tensors: &[TensorInfo],
+    alignment: u64,
+    data_offset: u64,
+    file_len: u64,
+) -> std::result::Result<(), String> {
+    let mut expected = 0u64;
+    for t in tensors {
+        if t.offset != expected {
+            return Err(format!(
+                "tensor '{}' has offset {}, expected {expected}",
+                t.name, t.offset
+            ));
+        }
+        let n_bytes = t.n_bytes();
+        let end = data_offset
+            .checked_add(t.offset)
+            .and_then(|start| start.checked_add(n_bytes))
+            .ok_or_else(|| format!("tensor '{}' ends beyond 2^64 bytes", t.name))?;
+        if end > file_len {
+            return Err(format!(
+                "truncated: tensor '{}' needs bytes up to {end} but file has {file_len}",
+                t.name
+            ));
+        }
+        expected = pad_to(expected + n_bytes, alignment)
+            .ok_or_else(|| format!("tensor '{}' ends beyond 2^64 bytes", t.name))?;
+    }
+    Ok(())
 }
 
 pub struct GgufFile {
@@ -39,19 +209,43 @@ pub struct GgufFile {
 
 impl GgufFile {
     pub fn open(path: &Path) -> Result<GgufFile> {
-        let _ = path;
-        todo!()
+        let map = map_file(path)?;
+        let header = parse(&map).at(path)?;
+        Ok(GgufFile {
+            path: path.to_path_buf(),
+            map,
+            version: header.version,
+            metadata: header.metadata,
+            tensors: header.tensors,
+            alignment: header.alignment,
+            data_offset: header.data_offset,
+        })
     }
+
     pub fn get(&self, key: &str) -> Option<&Value> {
-        let _ = key;
-        todo!()
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
+
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
-        let _ = name;
-        todo!()
+        self.tensors.iter().find(|t| t.name == name)
     }
+
+    /// The tensor's bytes, exactly `t.n_bytes()` long.
+    ///
+    /// # Panics
+    /// If `t` is not one of this file's tensors and lies outside the file.
     pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
-        let _ = t;
-        todo!()
+        let n_bytes = t.n_bytes();
+        if n_bytes == 0 {
+            // The data section may start past the end of a file whose tensors are all empty.
+            return &[];
+        }
+        let start = self.data_offset + t.offset;
+        let range = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(start + n_bytes).ok());
+        range
+            .and_then(|(s, e)| self.map.get(s..e))
+            .unwrap_or_else(|| panic!("tensor '{}' is not inside {}", t.name, self.path.display()))
     }
 }
