@@ -76,6 +76,12 @@ const CODECS: &[Codec] = &[
     entry::<crate::quant::Q4_1>(),
     entry::<crate::quant::Q5_0>(),
     entry::<crate::quant::Q5_1>(),
+    entry::<crate::kquant::Q2_K>(),
+    entry::<crate::kquant::Q3_K>(),
+    entry::<crate::kquant::Q4_K>(),
+    entry::<crate::kquant::Q5_K>(),
+    entry::<crate::kquant::Q6_K>(),
+    entry::<crate::kquant::Q8_K>(),
 ];
 
 /// The codec of `ty`, or `None` when llq cannot encode that type.

@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod float;
+pub mod kquant;
 pub mod quant;
 pub mod types;
 
