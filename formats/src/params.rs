@@ -38,20 +38,23 @@ impl Hyperparams {
         if let Some((what, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{what} must be positive"));
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(format!(
                 "dim {} is not a multiple of the head count {}",
                 self.n_embd, self.n_head
             ));
         }
-        if self.n_head % self.n_head_kv != 0 {
+        if !self.n_head.is_multiple_of(self.n_head_kv) {
             return Err(format!(
                 "head count {} is not a multiple of the kv head count {}",
                 self.n_head, self.n_head_kv
             ));
         }
-        if self.head_dim() % 2 != 0 {
-            return Err(format!("head size {} is odd; RoPE needs pairs", self.head_dim()));
+        if !self.head_dim().is_multiple_of(2) {
+            return Err(format!(
+                "head size {} is odd; RoPE needs pairs",
+                self.head_dim()
+            ));
         }
         if !(self.norm_eps > 0.0 && self.norm_eps.is_finite()) {
             return Err(format!("norm eps {} must be positive", self.norm_eps));
@@ -292,16 +295,25 @@ mod tests {
         let p = meta(r#"{"dim":64,"multiple_of":32,"n_heads":4,"n_layers":2,"vocab_size":-1}"#);
         let ff = p.ffn_size().unwrap();
         let hp = p.to_hyperparams(100, ff).unwrap();
-        assert_eq!((hp.n_vocab, hp.n_head_kv, hp.context_length), (100, 4, 4096));
+        assert_eq!(
+            (hp.n_vocab, hp.n_head_kv, hp.context_length),
+            (100, 4, 4096)
+        );
         assert!(p.to_hyperparams(100, ff + 32).unwrap_err().contains("w1"));
         let fixed = meta(r#"{"dim":64,"n_heads":4,"n_layers":2,"vocab_size":90}"#);
-        assert!(fixed.to_hyperparams(100, 256).unwrap_err().contains("vocab_size 90"));
+        assert!(fixed
+            .to_hyperparams(100, 256)
+            .unwrap_err()
+            .contains("vocab_size 90"));
     }
 
     #[test]
     fn meta_refuses_nonpositive_sizes() {
         let p = meta(r#"{"dim":-64,"n_heads":4,"n_layers":2}"#);
-        assert!(p.to_hyperparams(10, 10).unwrap_err().contains("dim must be positive"));
+        assert!(p
+            .to_hyperparams(10, 10)
+            .unwrap_err()
+            .contains("dim must be positive"));
         let p = meta(r#"{"dim":64,"n_heads":0,"n_layers":2}"#);
         assert!(p.to_hyperparams(10, 192).unwrap_err().contains("n_heads"));
         let p = meta(r#"{"dim":64,"n_heads":4,"n_kv_heads":3,"n_layers":2,"multiple_of":32}"#);

@@ -88,13 +88,17 @@ mod tests {
     #[test]
     fn f16_rounds_to_nearest_even() {
         // 1 + 2^-11 lies exactly between two f16 values; the even one is 1.0.
-        let x = [1.0f32 + f32::powi(2.0, -11), 65504.0, 1e-8];
+        let x = [1.0f32 + f32::powi(2.0, -11), 65504.0, 1e-7];
         let mut bytes = vec![0u8; 6];
         f32_to_f16(&x, &mut bytes);
         let mut back = [0f32; 3];
         f16_to_f32(&bytes, &mut back);
         assert_eq!(back[0], 1.0);
         assert_eq!(back[1], 65504.0);
-        assert!(back[2] > 0.0 && back[2] < 1e-7, "subnormal kept: {}", back[2]);
+        assert!(
+            back[2] > 0.0 && back[2] < 2e-7,
+            "subnormal kept: {}",
+            back[2]
+        );
     }
 }

@@ -37,7 +37,13 @@ pub struct TypeInfo {
 pub const QK_K: usize = 256;
 
 const fn row(ty: GgmlType, id: u32, name: &'static str, block: usize, bytes: usize) -> TypeInfo {
-    TypeInfo { ty, id, name, block, bytes }
+    TypeInfo {
+        ty,
+        id,
+        name,
+        block,
+        bytes,
+    }
 }
 
 /// Every type llq knows, with ggml's ids and block sizes (ggml-common.h).
@@ -100,7 +106,7 @@ impl GgmlType {
     /// Bytes of a row of `n` elements, or `None` when `n` is not a whole number of blocks.
     pub fn row_bytes(self, n: usize) -> Option<usize> {
         let info = self.info();
-        if n % info.block != 0 {
+        if !n.is_multiple_of(info.block) {
             return None;
         }
         (n / info.block).checked_mul(info.bytes)

@@ -1,0 +1,212 @@
+//! The command line (clap): a thin layer that parses, calls the library and prints.
+
+use crate::convert::{self, ConvertOptions, ConvertReport};
+use crate::error::{Error, Result};
+use crate::inspect;
+use crate::plan::{self, FileType, PlanOptions, TypeOverride};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "llq",
+    version,
+    about = "LLaMA checkpoints to quantized GGUF, and what it cost"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Convert a Meta or Hugging Face checkpoint (folder or .safetensors file) to GGUF.
+    Convert {
+        /// Meta folder (consolidated.*.pth, params.json, tokenizer.model), Hugging Face folder
+        /// (config.json, *.safetensors, tokenizer.model) or a single .safetensors file.
+        src: PathBuf,
+        /// Output GGUF file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Output type: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S/M/L,
+        /// Q4_K_S/M, Q5_K_S/M, Q6_K (case-insensitive).
+        #[arg(short = 't', long = "type", default_value = "f16")]
+        file_type: String,
+        #[command(flatten)]
+        quant: QuantArgs,
+    },
+    /// Requantize an F32/F16/BF16 GGUF to another type.
+    Quantize {
+        input: PathBuf,
+        output: PathBuf,
+        /// Output type (as for convert).
+        #[arg(value_name = "TYPE")]
+        file_type: String,
+        /// Accept an already-quantized input (quality is lost twice).
+        #[arg(long)]
+        allow_requantize: bool,
+        #[command(flatten)]
+        quant: QuantArgs,
+    },
+    /// Show the header, metadata and tensor table of a GGUF, safetensors or .pth file.
+    Inspect {
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options shared by convert and quantize.
+#[derive(Args, Debug)]
+pub struct QuantArgs {
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Quantize every weight to the base type (no per-tensor mix rules).
+    #[arg(long)]
+    pure: bool,
+    /// Override types of tensors whose name matches a regex: PATTERN=TYPE (repeatable).
+    #[arg(long = "tensor-type", value_name = "PATTERN=TYPE")]
+    tensor_types: Vec<String>,
+    /// Type of output.weight.
+    #[arg(long, value_name = "TYPE")]
+    output_tensor_type: Option<String>,
+    /// Type of token_embd.weight.
+    #[arg(long, value_name = "TYPE")]
+    token_embedding_type: Option<String>,
+    /// Keep NaN/Inf weights instead of refusing the input.
+    #[arg(long)]
+    allow_nonfinite: bool,
+    /// Also write the per-type report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl QuantArgs {
+    fn options(&self, file_type: &str, allow_requantize: bool) -> Result<ConvertOptions> {
+        let file_type = FileType::parse(file_type).map_err(Error::Usage)?;
+        let tensor_type = |t: &Option<String>| {
+            t.as_deref()
+                .map(plan::parse_tensor_type)
+                .transpose()
+                .map_err(Error::Usage)
+        };
+        let mut plan = PlanOptions::new(file_type);
+        plan.pure = self.pure;
+        plan.overrides = self
+            .tensor_types
+            .iter()
+            .map(|s| TypeOverride::parse(s))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(Error::Usage)?;
+        plan.output_type = tensor_type(&self.output_tensor_type)?;
+        plan.token_embedding_type = tensor_type(&self.token_embedding_type)?;
+        Ok(ConvertOptions {
+            plan,
+            overwrite: self.force,
+            allow_nonfinite: self.allow_nonfinite,
+            allow_requantize,
+            progress: !self.quiet,
+        })
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?;
+    }
+    match cli.command {
+        Command::Convert {
+            src,
+            output,
+            file_type,
+            quant,
+        } => {
+            let opts = quant.options(&file_type, false)?;
+            let report = convert::convert(&src, &output, &opts)?;
+            print_report(&output, &report, quant.json.as_deref())
+        }
+        Command::Quantize {
+            input,
+            output,
+            file_type,
+            allow_requantize,
+            quant,
+        } => {
+            let opts = quant.options(&file_type, allow_requantize)?;
+            let report = convert::convert(&input, &output, &opts)?;
+            print_report(&output, &report, quant.json.as_deref())
+        }
+        Command::Inspect { file, json } => {
+            let d = inspect::describe(&file)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&d).expect("JSON values serialize")
+                );
+            } else {
+                print!("{}", inspect::render_text(&file, &d));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Per-type summary, fallbacks, and the closing line; the same as JSON with `--json FILE`.
+fn print_report(out: &Path, r: &ConvertReport, json_path: Option<&Path>) -> Result<()> {
+    let types = plan::summarize(&r.tensors);
+    eprintln!(
+        "{:<6} {:>8} {:>14} {:>8}",
+        "type", "tensors", "bytes", "bpw"
+    );
+    for (ty, n, bytes, elems) in &types {
+        let bpw = *bytes as f64 * 8.0 / (*elems).max(1) as f64;
+        eprintln!("{:<6} {n:>8} {bytes:>14} {bpw:>8.3}", ty.name());
+    }
+    for t in r.tensors.iter().filter(|t| t.fallback.is_some()) {
+        eprintln!(
+            "fallback: {}: {}",
+            t.name,
+            t.fallback.as_deref().unwrap_or("")
+        );
+    }
+    let mb_s = r.input_bytes as f64 / 1e6 / r.seconds.max(1e-9);
+    eprintln!(
+        "wrote {}: {} tensors, {:.1} MiB, {:.2} s, {mb_s:.0} MB/s of input",
+        out.display(),
+        r.tensors.len(),
+        r.output_bytes as f64 / (1 << 20) as f64,
+        r.seconds
+    );
+    let Some(path) = json_path else {
+        return Ok(());
+    };
+    let report = json!({
+        "output": out,
+        "output_bytes": r.output_bytes,
+        "input_bytes": r.input_bytes,
+        "seconds": r.seconds,
+        "types": types.iter().map(|(ty, n, bytes, elems)| json!({
+            "type": ty.name(), "tensors": n, "bytes": bytes,
+            "bits_per_weight": *bytes as f64 * 8.0 / (*elems).max(1) as f64,
+        })).collect::<Vec<_>>(),
+        "tensors": r.tensors.iter().map(|t| json!({
+            "name": t.name, "shape": t.shape, "type": t.ty.name(),
+            "bytes": t.n_bytes(), "fallback": t.fallback,
+        })).collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string_pretty(&report).expect("JSON values serialize");
+    std::fs::write(path, text).map_err(|e| Error::io(path, "cannot write report", e))
+}

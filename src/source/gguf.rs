@@ -1,0 +1,42 @@
+//! A GGUF file as a source, for `llq quantize`: its tensors are decoded (F32/F16/BF16, or any
+//! quantized type when requantizing) and its metadata is carried over.
+
+use super::rows::{Join, Piece, TensorReader};
+use super::{Source, SourceKind, SourceMeta, SourceTensor};
+use crate::error::{Error, Result};
+use crate::model;
+use llq_formats::gguf::GgufFile;
+use std::path::Path;
+
+pub(super) fn open(path: &Path) -> Result<Source> {
+    let file = GgufFile::open(path)?;
+    let hparams = model::hparams_from_gguf(&file).map_err(|m| Error::file(path, m))?;
+    let tensors = file
+        .tensors
+        .iter()
+        .map(|t| {
+            let shape: Vec<usize> = t.dims.iter().rev().map(|&d| d as usize).collect();
+            let start = (file.data_offset + t.offset) as usize;
+            let range = start..start + t.n_bytes() as usize;
+            let piece = Piece::from_gguf(file.map.clone(), range, t.ty, &shape);
+            SourceTensor {
+                name: t.name.clone(),
+                shape,
+                reader: TensorReader::new(vec![piece], Join::Rows),
+            }
+        })
+        .collect();
+    let name = file
+        .get("general.name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("llama")
+        .to_string();
+    Ok(Source {
+        path: path.to_path_buf(),
+        kind: SourceKind::Gguf,
+        name,
+        hparams,
+        meta: SourceMeta::Gguf(file.metadata.clone()),
+        tensors,
+    })
+}

@@ -1,0 +1,222 @@
+//! Model sources: a Meta checkpoint folder or a Hugging Face folder (or one safetensors file),
+//! opened lazily into hyperparameters, a tokenizer and a list of tensors in GGUF order.
+
+mod gguf;
+mod hf;
+mod meta;
+pub mod rows;
+
+use crate::error::{Error, Result};
+use crate::model::{self, TensorShape};
+use llq_formats::gguf::Value;
+use llq_formats::params::Hyperparams;
+use llq_formats::sentencepiece::{self, SpmModel};
+use llq_formats::{MappedTensors, TensorEntry};
+use llq_kernels::GgmlType;
+use rows::{Join, Piece, TensorReader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Which kind of checkpoint a source is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    Meta { shards: usize },
+    HuggingFace { files: usize },
+    Gguf,
+}
+
+/// A tensor of the model, ready to be read row by row.
+pub struct SourceTensor {
+    /// GGUF name.
+    pub name: String,
+    /// Row-major (torch) shape.
+    pub shape: Vec<usize>,
+    pub reader: TensorReader,
+}
+
+impl SourceTensor {
+    pub fn stored_type(&self) -> GgmlType {
+        self.reader.stored_type()
+    }
+}
+
+/// Where the output's metadata comes from.
+pub enum SourceMeta {
+    /// A checkpoint: metadata is built from the hyperparameters and this tokenizer.
+    Checkpoint(SpmModel),
+    /// A GGUF being requantized: its key/values are carried over.
+    Gguf(Vec<(String, Value)>),
+}
+
+/// An opened checkpoint.
+pub struct Source {
+    pub path: PathBuf,
+    pub kind: SourceKind,
+    /// A model name for `general.name`: the folder's name.
+    pub name: String,
+    pub hparams: Hyperparams,
+    pub meta: SourceMeta,
+    /// In llama.cpp's file order.
+    pub tensors: Vec<SourceTensor>,
+}
+
+impl Source {
+    /// Open `path`: a Meta folder (`consolidated.*.pth` + `params.json`), a Hugging Face folder
+    /// (`config.json` + safetensors), or a single `.safetensors` file with `config.json` beside it.
+    pub fn open(path: &Path) -> Result<Source> {
+        if path.is_file() {
+            return match path.extension().and_then(|x| x.to_str()) {
+                Some("gguf") => gguf::open(path),
+                _ => hf::open_file(path),
+            };
+        }
+        if !path.is_dir() {
+            return Err(Error::file(path, "no such file or folder"));
+        }
+        if path.join("params.json").exists() {
+            meta::open(path)
+        } else if path.join("config.json").exists() {
+            hf::open_dir(path)
+        } else {
+            Err(Error::file(
+                path,
+                "not a model folder: expected params.json (Meta) or config.json (Hugging Face)",
+            ))
+        }
+    }
+
+    /// Total bytes of source tensor data that a conversion reads.
+    pub fn source_bytes(&self) -> u64 {
+        self.tensors.iter().map(|t| t.reader.source_bytes()).sum()
+    }
+}
+
+/// The folder's name, for `general.name`.
+fn folder_name(dir: &Path) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "llama".to_string())
+}
+
+/// Load `tokenizer.model` from `dir`; the error says what is missing or wrong.
+fn load_tokenizer(dir: &Path, hp: &Hyperparams) -> Result<SpmModel> {
+    let path = dir.join("tokenizer.model");
+    if !path.exists() {
+        return Err(Error::file(
+            dir,
+            "no tokenizer.model (SentencePiece) in the model folder",
+        ));
+    }
+    let spm = sentencepiece::load(&path)?;
+    if spm.pieces.len() != hp.n_vocab {
+        return Err(Error::file(
+            &path,
+            format!(
+                "tokenizer has {} pieces but the embedding has {} rows",
+                spm.pieces.len(),
+                hp.n_vocab
+            ),
+        ));
+    }
+    Ok(spm)
+}
+
+/// The stored parts of one model tensor as found in a checkpoint (one per shard).
+struct Found {
+    /// Checkpoint name (for messages).
+    source_name: String,
+    parts: Vec<(Arc<MappedTensors>, TensorEntry)>,
+}
+
+/// Check found pieces against the shape the hyperparameters imply and decide how they join:
+/// replicated 1-D tensors use the first piece; 2-D pieces join on the axis whose sum matches.
+fn assemble(dir: &Path, want: &TensorShape, found: Found) -> Result<SourceTensor> {
+    let Found {
+        source_name,
+        mut parts,
+    } = found;
+    let err = |msg: String| Error::file(dir, format!("tensor {source_name}: {msg}"));
+    let dtype = parts[0].1.dtype;
+    if let Some((_, e)) = parts.iter().find(|(_, e)| e.dtype != dtype) {
+        return Err(err(format!(
+            "shards disagree on dtype ({} and {})",
+            dtype.name(),
+            e.dtype.name()
+        )));
+    }
+    let shapes: Vec<&[usize]> = parts.iter().map(|(_, e)| e.shape.as_slice()).collect();
+    let all_equal = shapes.iter().all(|s| *s == shapes[0]);
+    let join = if shapes.len() == 1 || (want.shape.len() == 1 && all_equal) {
+        (shapes[0] == want.shape.as_slice()).then_some(Join::Rows)
+    } else if want.shape.len() == 2 && shapes.iter().all(|s| s.len() == 2) {
+        let sum = |axis: usize| shapes.iter().map(|s| s[axis]).sum::<usize>();
+        let same = |axis: usize| shapes.iter().all(|s| s[axis] == want.shape[axis]);
+        if same(1) && sum(0) == want.shape[0] {
+            Some(Join::Rows)
+        } else if same(0) && sum(1) == want.shape[1] {
+            Some(Join::Cols)
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    let Some(join) = join else {
+        let partial = shapes[0].iter().product::<usize>() < want.shape.iter().product();
+        let hint = if shapes.len() == 1 && partial {
+            "; is a shard missing?"
+        } else {
+            ""
+        };
+        return Err(err(format!(
+            "shape {:?} contradicts the hyperparameters, which imply {:?}{hint}",
+            shapes, want.shape
+        )));
+    };
+    if want.shape.len() == 1 {
+        // Replicated across shards: the first copy serves.
+        parts.truncate(1);
+    }
+    let pieces = parts
+        .iter()
+        .map(|(file, e)| Piece::from_entry(file, e))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            err(format!(
+                "dtype {} cannot be converted (F32, F16 or BF16 expected)",
+                dtype.name()
+            ))
+        })?;
+    Ok(SourceTensor {
+        name: want.name.clone(),
+        shape: want.shape.clone(),
+        reader: TensorReader::new(pieces, join),
+    })
+}
+
+/// Match found tensors (by GGUF name) against the expected set: everything expected must be
+/// present, nothing unexpected may remain.
+fn collect_tensors(
+    dir: &Path,
+    hp: &Hyperparams,
+    mut found: std::collections::BTreeMap<String, Found>,
+) -> Result<Vec<SourceTensor>> {
+    let mut out = Vec::new();
+    for want in model::expected_tensors(hp) {
+        let Some(f) = found.remove(&want.name) else {
+            return Err(Error::file(dir, format!("missing tensor {}", want.name)));
+        };
+        out.push(assemble(dir, &want, f)?);
+    }
+    if let Some((name, f)) = found.into_iter().next() {
+        return Err(Error::file(
+            dir,
+            format!(
+                "unexpected tensor {} (GGUF {name}) for a {}-layer model",
+                f.source_name, hp.n_layer
+            ),
+        ));
+    }
+    Ok(out)
+}
