@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine too: sets up the Python references (.venv), points
+# the tests at them and at the shared data folder, and runs every test of the workspace.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+"$root/scripts/setup-python.sh"
+export LLQ_PYTHON="$root/.venv/bin/python"
+# ggml's own quantizer, shipped inside llama-cpp-python, is the byte-exact oracle.
+LLQ_GGML_LIB=$("$LLQ_PYTHON" -c 'import importlib.util, pathlib; s = importlib.util.find_spec("llama_cpp"); print(pathlib.Path(s.origin).parent / "lib" / "libggml-base.so")')
+export LLQ_GGML_LIB
+export LLQ_SHARED="${LLQ_SHARED:-$(cd "$root/.." && pwd)/shared}"
+if [ ! -d "$LLQ_SHARED" ]; then
+  echo "note: shared data folder $LLQ_SHARED not found; tests that need it will print SKIPPED" >&2
+  unset LLQ_SHARED
+fi
+
+cargo test --workspace "$@"
