@@ -74,7 +74,7 @@ fn model_keys(hp: &Hyperparams) -> Vec<Kv> {
 
 /// SentencePiece vocabulary as llama.cpp's "llama" tokenizer reads it. SentencePiece's piece
 /// types (1 normal … 6 byte) are the same numbers as llama.cpp's token types.
-fn tokenizer_keys(spm: &SpmModel) -> Vec<Kv> {
+pub fn tokenizer_keys(spm: &SpmModel) -> Vec<Kv> {
     let tokens = spm.pieces.iter().map(|p| p.piece.clone()).collect();
     let scores = spm.pieces.iter().map(|p| p.score).collect();
     let types = spm.pieces.iter().map(|p| p.kind as i32).collect();
