@@ -23,6 +23,7 @@ pub(super) fn open(dir: &Path) -> Result<Source> {
     let dim = usize::try_from(params.dim).unwrap_or(0);
     let vocab = vocab_size(&shards, dim, shards.len());
     let ffn = summed_rows(&shards, "layers.0.feed_forward.w1.weight");
+    check_shard_count(dir, &params, ffn, shards.len())?;
     let hp = params
         .to_hyperparams(vocab, ffn)
         .map_err(|m| Error::file(&params_path, m))?;
@@ -93,6 +94,25 @@ fn list_shards(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(numbered.into_iter().map(|(_, p)| p).collect())
+}
+
+/// A set that is whole by its file names can still lack trailing shards: then the tensors hold
+/// a whole fraction of the FFN width params.json implies.
+fn check_shard_count(dir: &Path, params: &MetaParams, ffn: usize, found: usize) -> Result<()> {
+    let Ok(want) = params.ffn_size() else {
+        return Ok(()); // params.json's own error is reported with the other checks
+    };
+    if ffn > 0 && ffn < want && want.is_multiple_of(ffn) {
+        return Err(Error::file(
+            dir,
+            format!(
+                "the {found} shard(s) hold {ffn} of the {want} FFN rows params.json implies: \
+                 {} shard(s) expected, is a shard missing?",
+                found * (want / ffn)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Every shard must hold the same tensor names.
