@@ -226,3 +226,33 @@ fn llama2_tokenizer_metadata_equals_sentencepiece() {
     let spm = llq_formats::sentencepiece::load(&path).unwrap();
     assert_tokenizer_keys_match(&python, &llq::metadata::tokenizer_keys(&spm), &path);
 }
+
+#[test]
+fn output_is_identical_for_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    for ty in ["bf16", "q4_k_m"] {
+        let outputs: Vec<Vec<u8>> = ["1", "2", "4"]
+            .iter()
+            .map(|threads| {
+                let out = dir.path().join(format!("{ty}-{threads}.gguf"));
+                let src = fixture("meta-2shard");
+                llq_ok(&[
+                    "convert",
+                    s(&src),
+                    "-o",
+                    s(&out),
+                    "--type",
+                    ty,
+                    "--quiet",
+                    "--threads",
+                    threads,
+                ]);
+                std::fs::read(out).unwrap()
+            })
+            .collect();
+        assert!(
+            outputs.windows(2).all(|w| w[0] == w[1]),
+            "{ty} differs by thread count"
+        );
+    }
+}
