@@ -2,8 +2,10 @@
 //! kernels. Every tensor type is one row of [`types::TYPES`] plus one [`codec::BlockCodec`] impl.
 
 pub mod codec;
+pub mod dot;
 pub mod float;
 pub mod kquant;
+pub mod matmul;
 pub mod quant;
 pub mod types;
 

@@ -1,0 +1,162 @@
+//! Dot products of one weight row against one row of activations, the inner loop of a matmul.
+//!
+//! As in ggml, activations are first quantized to the weight type's *activation type*
+//! ([`act_type`]): Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, and the
+//! weight's own format for F16, BF16 and F32. A kernel then works block by block: integer sums of
+//! level products (exact), scaled by the blocks' float factors and summed in f32.
+//!
+//! Every kernel has a scalar reference ([`scalar`]) and, on x86_64, an AVX2+FMA+F16C version. The
+//! table of function pointers is chosen once, at first use ([`table`]): the best ISA the CPU
+//! reports, unless the environment variable `LLQ_KERNELS=scalar` forces the reference. SIMD and
+//! scalar results agree exactly on the integer parts; the float accumulation order differs
+//! (SIMD keeps per-lane partial sums), so final results agree to rounding.
+
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+use crate::codec;
+use crate::float;
+use crate::types::GgmlType;
+use std::sync::OnceLock;
+
+/// `vec_dot(n, weight_row_bytes, act_row_bytes)`: the dot product of one row of `n` elements.
+/// Panics if the byte lengths are not those of `n` elements of the weight and activation types.
+pub type DotFn = fn(usize, &[u8], &[u8]) -> f32;
+
+/// One kernel: the activation type it expects and its dot product.
+#[derive(Clone, Copy)]
+pub struct Kernel {
+    pub act: GgmlType,
+    pub dot: DotFn,
+}
+
+/// A complete set of kernels for one ISA, indexed by weight type.
+pub struct DotTable {
+    pub isa: &'static str,
+    kernels: [Option<Kernel>; 15],
+}
+
+impl DotTable {
+    /// The kernel for weights of type `ty`, or `None` when `ty` has no dot product (Q8_1, Q8_K:
+    /// activation-only types).
+    pub fn kernel(&self, ty: GgmlType) -> Option<Kernel> {
+        self.kernels[ty as usize]
+    }
+
+    /// Replace the dot product of `ty` (used by the SIMD tables, which start from the scalar one).
+    fn set(&mut self, ty: GgmlType, dot: DotFn) {
+        let k = self.kernels[ty as usize]
+            .as_mut()
+            .expect("SIMD kernel for a type without a scalar one");
+        k.dot = dot;
+    }
+}
+
+/// The activation type of weights of type `ty`, as in ggml's `vec_dot_type`.
+pub fn act_type(ty: GgmlType) -> Option<GgmlType> {
+    use GgmlType::*;
+    Some(match ty {
+        Q4_0 | Q5_0 | Q8_0 => Q8_0,
+        Q4_1 | Q5_1 => Q8_1,
+        Q2_K | Q3_K | Q4_K | Q5_K | Q6_K => Q8_K,
+        F16 => F16,
+        BF16 => BF16,
+        F32 => F32,
+        Q8_1 | Q8_K => return None,
+    })
+}
+
+/// Quantize one row of activations `x` into `out` (sized by `act.row_bytes(x.len())`).
+pub fn quantize_act(act: GgmlType, x: &[f32], out: &mut [u8]) {
+    match act {
+        GgmlType::F32 => float::f32_to_le(x, out),
+        GgmlType::F16 => float::f32_to_f16(x, out),
+        GgmlType::BF16 => float::f32_to_bf16(x, out),
+        _ => codec::quantize_row(act, x, out, None),
+    }
+}
+
+/// The scalar reference table (always available).
+pub fn scalar_table() -> &'static DotTable {
+    static T: OnceLock<DotTable> = OnceLock::new();
+    T.get_or_init(scalar::table)
+}
+
+/// The best table this CPU supports, ignoring `LLQ_KERNELS` (tests compare it with the scalar one).
+pub fn best_table() -> &'static DotTable {
+    static T: OnceLock<&'static DotTable> = OnceLock::new();
+    T.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            static AVX2: OnceLock<Option<DotTable>> = OnceLock::new();
+            if let Some(t) = AVX2.get_or_init(avx2::table) {
+                return t;
+            }
+        }
+        scalar_table()
+    })
+}
+
+/// The table in use: [`best_table`], or [`scalar_table`] when `LLQ_KERNELS=scalar` was set when
+/// it was first asked for. Chosen once per process.
+pub fn table() -> &'static DotTable {
+    static T: OnceLock<&'static DotTable> = OnceLock::new();
+    T.get_or_init(|| match std::env::var("LLQ_KERNELS") {
+        Ok(v) if v.eq_ignore_ascii_case("scalar") => scalar_table(),
+        _ => best_table(),
+    })
+}
+
+/// The ISA of the table in use: `"avx2"` or `"scalar"`.
+pub fn active_isa() -> &'static str {
+    table().isa
+}
+
+/// The active kernel for weights of type `ty`.
+pub fn kernel(ty: GgmlType) -> Option<Kernel> {
+    table().kernel(ty)
+}
+
+/// One dot product with the active table: `w` holds `n` elements of `ty`, `a` `n` elements of
+/// `act_type(ty)`. Panics if `ty` has no kernel or the lengths disagree.
+pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let k = kernel(ty).unwrap_or_else(|| panic!("no dot kernel for {ty}"));
+    (k.dot)(n, w, a)
+}
+
+/// Check a kernel's arguments: `n` is whole blocks and both rows have exactly its bytes.
+/// Returns the number of blocks.
+#[inline]
+pub(crate) fn check(n: usize, w: &[u8], a: &[u8], wt: GgmlType, at: GgmlType) -> usize {
+    assert_eq!(wt.row_bytes(n), Some(w.len()), "{wt} weight row of {n}");
+    assert_eq!(at.row_bytes(n), Some(a.len()), "{at} activation row of {n}");
+    n / wt.block_size()
+}
+
+/// The 6-bit scales and mins of a Q4_K/Q5_K block from their 12 packed bytes (see
+/// formats.md): scales in `.0`, mins in `.1`.
+#[inline]
+pub(crate) fn unpack_k4_scales(q: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let q: &[u8; 12] = q[..12].try_into().unwrap();
+    let mut sc = [0u8; 8];
+    let mut mn = [0u8; 8];
+    for j in 0..4 {
+        sc[j] = q[j] & 63;
+        mn[j] = q[j + 4] & 63;
+        sc[j + 4] = (q[j + 8] & 0xf) | ((q[j] >> 6) << 4);
+        mn[j + 4] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
+    }
+    (sc, mn)
+}
+
+/// The 16 signed sub-block scales of a Q3_K block (−32..=31) from their 12 packed bytes.
+#[inline]
+pub(crate) fn unpack_q3k_scales(p: &[u8]) -> [i8; 16] {
+    std::array::from_fn(|j| {
+        let low = if j < 8 { p[j] & 0xf } else { p[j - 8] >> 4 };
+        let high = (p[8 + j % 4] >> (2 * (j / 4))) & 3;
+        (low | (high << 4)) as i8 - 32
+    })
+}

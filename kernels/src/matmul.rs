@@ -1,0 +1,171 @@
+//! Weight matrix × activations, with the dot kernels of [`crate::dot`], parallel over output rows.
+
+use crate::codec::dequantize_row;
+use crate::dot;
+use crate::types::GgmlType;
+use rayon::prelude::*;
+
+/// A row-major weight matrix of `rows` rows of `cols` elements of type `ty`.
+pub struct Weights<'a> {
+    pub ty: GgmlType,
+    pub data: &'a [u8],
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl<'a> Weights<'a> {
+    /// Checks data.len() == rows * ty.row_bytes(cols) and that the type has a dot kernel.
+    pub fn new(
+        ty: GgmlType,
+        data: &'a [u8],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Weights<'a>, String> {
+        if dot::act_type(ty).is_none() {
+            return Err(format!("{ty} has no dot kernel"));
+        }
+        let row = ty
+            .row_bytes(cols)
+            .ok_or_else(|| format!("{ty}: {cols} columns is not a whole number of blocks"))?;
+        let want = rows
+            .checked_mul(row)
+            .ok_or_else(|| format!("{ty}: {rows}x{cols} overflows"))?;
+        if data.len() != want {
+            return Err(format!(
+                "{ty}: {rows}x{cols} needs {want} bytes, got {}",
+                data.len()
+            ));
+        }
+        Ok(Weights {
+            ty,
+            data,
+            rows,
+            cols,
+        })
+    }
+
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.ty.row_bytes(self.cols).expect("checked in new")
+    }
+
+    /// The bytes of row `r`.
+    pub fn row_data(&self, r: usize) -> &'a [u8] {
+        let rb = self.row_bytes();
+        &self.data[r * rb..(r + 1) * rb]
+    }
+
+    /// Dequantize row r into out (len cols) — used for embedding lookup.
+    pub fn row(&self, r: usize, out: &mut [f32]) {
+        assert!(r < self.rows, "row {r} of {}", self.rows);
+        dequantize_row(self.ty, self.row_data(r), out)
+    }
+}
+
+/// Activations of `n_tok` tokens quantized to the activation type of `ty`, one row per token.
+pub struct Activations {
+    pub ty: GgmlType,
+    pub data: Vec<u8>,
+    pub row_bytes: usize,
+}
+
+impl Activations {
+    /// Quantize `x` (`n_tok * cols` values) for weights of type `weight_ty`.
+    pub fn quantize(weight_ty: GgmlType, x: &[f32], cols: usize) -> Activations {
+        let ty =
+            dot::act_type(weight_ty).unwrap_or_else(|| panic!("{weight_ty} has no dot kernel"));
+        let row_bytes = ty.row_bytes(cols).expect("cols is whole blocks");
+        assert_eq!(x.len() % cols, 0, "activations are whole rows");
+        let mut data = vec![0u8; x.len() / cols * row_bytes];
+        if data.len() > row_bytes {
+            data.par_chunks_mut(row_bytes)
+                .zip(x.par_chunks(cols))
+                .for_each(|(a, x)| dot::quantize_act(ty, x, a));
+        } else if !data.is_empty() {
+            dot::quantize_act(ty, x, &mut data);
+        }
+        Activations {
+            ty,
+            data,
+            row_bytes,
+        }
+    }
+
+    fn row(&self, t: usize) -> &[u8] {
+        &self.data[t * self.row_bytes..(t + 1) * self.row_bytes]
+    }
+}
+
+/// Output rows per parallel task for one token: enough tasks for load balance, none too small.
+fn rows_per_task(rows: usize) -> usize {
+    (rows / (rayon::current_num_threads() * 8)).max(16)
+}
+
+/// Rows of weights kept hot while all tokens pass over them.
+const ROW_TILE: usize = 8;
+/// Tokens per pass over a row tile (their activations stay in L2).
+const TOK_TILE: usize = 64;
+
+/// out[t * w.rows + r] = sum_c W[r][c] * x[t * w.cols + c] for every token t (x.len() = n_tok * cols).
+/// Activations are quantized once per token to the weight type's activation type (Q8_0 for
+/// Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16 for F16, BF16 for BF16, F32 for F32),
+/// then rows are dotted in parallel with rayon (parallel over output rows; for many tokens tile so each
+/// weight row chunk is reused across all tokens while hot in cache).
+pub fn matmul(w: &Weights, x: &[f32], out: &mut [f32]) {
+    assert!(w.cols > 0, "empty rows");
+    assert_eq!(x.len() % w.cols, 0, "x is not whole rows of {}", w.cols);
+    let n_tok = x.len() / w.cols;
+    assert_eq!(out.len(), n_tok * w.rows, "out is n_tok x rows");
+    let act = Activations::quantize(w.ty, x, w.cols);
+    matmul_quantized(w, &act, out);
+}
+
+/// [`matmul`] with activations already quantized (reuse them across matrices of the same type
+/// and width, e.g. the Q, K and V projections).
+pub fn matmul_quantized(w: &Weights, act: &Activations, out: &mut [f32]) {
+    let k = dot::kernel(w.ty).unwrap_or_else(|| panic!("no dot kernel for {}", w.ty));
+    assert_eq!(k.act, act.ty, "activations quantized for another type");
+    assert_eq!(
+        Some(act.row_bytes),
+        act.ty.row_bytes(w.cols),
+        "activation width"
+    );
+    let n_tok = act.data.len() / act.row_bytes;
+    assert_eq!(out.len(), n_tok * w.rows, "out is n_tok x rows");
+    let (cols, dotf) = (w.cols, k.dot);
+    if n_tok == 1 {
+        let a = act.row(0);
+        out.par_chunks_mut(rows_per_task(w.rows))
+            .enumerate()
+            .for_each(|(ci, o)| {
+                let r0 = ci * rows_per_task(w.rows);
+                for (i, o) in o.iter_mut().enumerate() {
+                    *o = dotf(cols, w.row_data(r0 + i), a);
+                }
+            });
+        return;
+    }
+    // Many tokens: each task owns ROW_TILE rows and writes them for every token into a
+    // row-major scratch (row r, token t at r * n_tok + t), transposed into `out` afterwards.
+    let mut scratch = vec![0f32; w.rows * n_tok];
+    scratch
+        .par_chunks_mut(ROW_TILE * n_tok)
+        .enumerate()
+        .for_each(|(ci, o)| {
+            let r0 = ci * ROW_TILE;
+            let nr = o.len() / n_tok;
+            for t0 in (0..n_tok).step_by(TOK_TILE) {
+                for i in 0..nr {
+                    let wr = w.row_data(r0 + i);
+                    for t in t0..(t0 + TOK_TILE).min(n_tok) {
+                        o[i * n_tok + t] = dotf(cols, wr, act.row(t));
+                    }
+                }
+            }
+        });
+    out.par_chunks_mut(w.rows).enumerate().for_each(|(t, o)| {
+        for (r, o) in o.iter_mut().enumerate() {
+            *o = scratch[r * n_tok + t];
+        }
+    });
+}

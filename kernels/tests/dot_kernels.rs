@@ -1,0 +1,277 @@
+//! Every SIMD dot kernel against the scalar reference, and the scalar reference against an f64
+//! dot product of the decoded rows.
+//!
+//! Tolerances. Integer parts must agree exactly: with every scale 1.0 all block values are small
+//! integers, so any integer slip shows as an inexact result (checked exactly whenever the sums stay
+//! below 2^24, where f32 holds every integer). With real scales the kernels differ only in float
+//! accumulation order: the scalar code adds one f32 term per block in order, the SIMD code keeps
+//! eight FMA lanes. Each rounding is ≤ 2^-24 relative to a partial sum bounded by Σ|w·a|, and
+//! there are at most ~(blocks + 8) of them, so |simd − scalar| ≤ tol·Σ|w·a| with tol = 1e-6 for
+//! rows up to 1024 elements and 1e-5 beyond (4096-element rows: 128 blocks, ≤ 8e-6 worst case;
+//! observed errors are far smaller). Against the f64 reference the scalar kernel additionally sees
+//! the f32 rounding of each decoded value (≤ 2^-24 each), except for Q4_1/Q5_1 whose activation
+//! block sum `s` is stored as fp16 (≤ 2^-11 of the `m·s` term): 1e-3 there.
+
+mod dot_common;
+
+use dot_common::*;
+use llq_kernels::dot::{self, DotTable};
+use llq_kernels::GgmlType;
+
+fn lengths(ty: GgmlType) -> &'static [usize] {
+    match ty.block_size() {
+        1 => &[1, 7, 8, 31, 32, 33, 100, 256, 1000, 4096],
+        32 => &[32, 64, 96, 256, 800, 4096],
+        _ => &[256, 512, 768, 4096],
+    }
+}
+
+fn tol(n: usize) -> f64 {
+    if n <= 1024 {
+        1e-6
+    } else {
+        1e-5
+    }
+}
+
+fn dot_with(t: &DotTable, ty: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
+    (t.kernel(ty).unwrap().dot)(n, w, a)
+}
+
+fn is_affine(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1)
+}
+
+#[test]
+fn simd_table_is_chosen_when_the_cpu_has_it() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let has = is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c");
+        assert_eq!(dot::best_table().isa, if has { "avx2" } else { "scalar" });
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    assert_eq!(dot::best_table().isa, "scalar");
+    assert_eq!(dot::scalar_table().isa, "scalar");
+}
+
+#[test]
+fn every_weight_type_has_a_kernel() {
+    for ty in WEIGHT_TYPES {
+        for t in [dot::scalar_table(), dot::best_table(), dot::table()] {
+            let k = t.kernel(ty).unwrap_or_else(|| panic!("{ty} in {}", t.isa));
+            assert_eq!(Some(k.act), dot::act_type(ty));
+        }
+    }
+    assert!(dot::act_type(GgmlType::Q8_K).is_none());
+    assert!(dot::scalar_table().kernel(GgmlType::Q8_1).is_none());
+}
+
+#[test]
+fn simd_equals_scalar_on_encoded_rows() {
+    let (simd, scal) = (dot::best_table(), dot::scalar_table());
+    let mut rng = Rng::new(1);
+    for ty in WEIGHT_TYPES {
+        for &n in lengths(ty) {
+            for scale in [1e-3f32, 1.0, 40.0] {
+                let w = encode(ty, &rng.normals(n, scale));
+                let a = activations(ty, &rng.normals(n, 1.0 / scale));
+                let (r, mag) = reference(ty, &w, &a, n);
+                let s = f64::from(dot_with(scal, ty, n, &w, &a));
+                let v = f64::from(dot_with(simd, ty, n, &w, &a));
+                assert!(
+                    (v - s).abs() <= tol(n) * mag,
+                    "{ty} n={n} scale={scale}: simd {v} scalar {s} (mag {mag})"
+                );
+                let rt = if is_affine(ty) { 1e-3 } else { tol(n) };
+                assert!(
+                    (s - r).abs() <= rt * mag,
+                    "{ty} n={n} scale={scale}: scalar {s} reference {r} (mag {mag})"
+                );
+            }
+        }
+    }
+}
+
+/// Byte patterns that hit the extremes of every level encoding: all-zero and all-one bits,
+/// alternating nibbles, 0x80 (−128 as a Q8_0 weight), and random bytes.
+type Named<T> = (&'static str, Box<dyn FnMut() -> T>);
+
+fn patterns(rng: &mut Rng) -> Vec<Named<u8>> {
+    let mut r2 = Rng::new(rng.next());
+    let mut k = 0u32;
+    vec![
+        ("zeros", Box::new(|| 0u8)),
+        ("ones", Box::new(|| 0xffu8)),
+        (
+            "alternating",
+            Box::new(move || {
+                k += 1;
+                if k.is_multiple_of(2) {
+                    0x0f
+                } else {
+                    0xf0
+                }
+            }),
+        ),
+        ("0x80", Box::new(|| 0x80u8)),
+        ("0x7f", Box::new(|| 0x7fu8)),
+        ("random", Box::new(move || r2.next() as u8)),
+    ]
+}
+
+fn levels(rng: &mut Rng) -> Vec<Named<i8>> {
+    let mut r2 = Rng::new(rng.next());
+    let mut k = 0u32;
+    vec![
+        ("+127", Box::new(|| 127i8)),
+        ("-127", Box::new(|| -127i8)),
+        (
+            "±127",
+            Box::new(move || {
+                k += 1;
+                if k.is_multiple_of(3) {
+                    -127
+                } else {
+                    127
+                }
+            }),
+        ),
+        (
+            "random",
+            Box::new(move || (r2.next() % 255) as i8 as i16 as i8),
+        ),
+    ]
+}
+
+#[test]
+fn integer_parts_are_exact_on_adversarial_blocks() {
+    let (simd, scal) = (dot::best_table(), dot::scalar_table());
+    let mut rng = Rng::new(2);
+    let limit = f64::from(1u32 << 24);
+    let mut exact_checks = 0;
+    for ty in WEIGHT_TYPES {
+        for &n in lengths(ty).iter().filter(|&&n| n <= 1024) {
+            for (wname, mut fill) in patterns(&mut rng) {
+                let w = raw_weights(ty, n, 0x3C00, &mut *fill);
+                for (aname, mut level) in levels(&mut rng) {
+                    let mut level = move || {
+                        let v = level();
+                        if v == -128 {
+                            -127
+                        } else {
+                            v
+                        }
+                    };
+                    let a = raw_activations(ty, n, &mut level);
+                    let (r, mag) = reference(ty, &w, &a, n);
+                    let s = f64::from(dot_with(scal, ty, n, &w, &a));
+                    let v = f64::from(dot_with(simd, ty, n, &w, &a));
+                    let what = format!("{ty} n={n} weights {wname} activations {aname}");
+                    if mag < limit {
+                        // Every value is an integer below 2^24: no rounding anywhere.
+                        assert_eq!(v, s, "{what}: simd vs scalar");
+                        if !is_affine(ty) {
+                            assert_eq!(s, r, "{what}: scalar vs reference");
+                        }
+                        exact_checks += 1;
+                    } else {
+                        assert!((v - s).abs() <= 1e-6 * mag, "{what}: {v} vs {s}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(exact_checks > 500, "only {exact_checks} exact cases");
+}
+
+#[test]
+fn simd_equals_scalar_with_random_scales() {
+    let (simd, scal) = (dot::best_table(), dot::scalar_table());
+    let mut rng = Rng::new(3);
+    for ty in WEIGHT_TYPES {
+        for &n in lengths(ty) {
+            for _ in 0..4 {
+                // A finite fp16 scale of either sign, normal or subnormal.
+                let d = loop {
+                    let bits = rng.next() as u16;
+                    if bits & 0x7c00 != 0x7c00 {
+                        break bits;
+                    }
+                };
+                let mut r2 = Rng::new(rng.next());
+                let w = raw_weights(ty, n, d, &mut || r2.next() as u8);
+                let a = activations(ty, &rng.normals(n, 1.0));
+                let (_, mag) = reference(ty, &w, &a, n);
+                let s = f64::from(dot_with(scal, ty, n, &w, &a));
+                let v = f64::from(dot_with(simd, ty, n, &w, &a));
+                assert!(
+                    (v - s).abs() <= tol(n) * mag,
+                    "{ty} n={n} d={d:#06x}: simd {v} scalar {s} (mag {mag})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn scalar_block_sums_match_decoded_levels() {
+    // The exposed block-level integer sums, on one block each, against the decoded values with
+    // every scale 1.0.
+    use llq_kernels::dot::scalar;
+    let mut rng = Rng::new(4);
+    for _ in 0..50 {
+        let mut f = || rng.next() as u8;
+        let w0 = raw_weights(GgmlType::Q4_0, 32, 0x3C00, &mut f);
+        let w5 = raw_weights(GgmlType::Q5_0, 32, 0x3C00, &mut f);
+        let w8 = raw_weights(GgmlType::Q8_0, 32, 0x3C00, &mut f);
+        let mut r2 = Rng::new(f() as u64);
+        let a = raw_activations(GgmlType::Q8_0, 32, &mut || (r2.next() % 255) as i8);
+        for (ty, w, isum) in [
+            (GgmlType::Q4_0, &w0, scalar::isum_q4_0(&w0, &a)),
+            (GgmlType::Q5_0, &w5, scalar::isum_q5_0(&w5, &a)),
+            (GgmlType::Q8_0, &w8, scalar::isum_q8_0(&w8, &a)),
+        ] {
+            let (r, _) = reference(ty, w, &a, 32);
+            assert_eq!(f64::from(isum), r, "{ty}");
+        }
+    }
+}
+
+#[test]
+fn lengths_are_checked() {
+    let w = vec![0u8; 18 * 2];
+    let a = vec![0u8; 34 * 2];
+    let k = dot::kernel(GgmlType::Q4_0).unwrap();
+    assert_eq!((k.dot)(64, &w, &a), 0.0);
+    let r = std::panic::catch_unwind(|| (k.dot)(64, &w[..18], &a));
+    assert!(r.is_err());
+    let r = std::panic::catch_unwind(|| (k.dot)(60, &w, &a));
+    assert!(r.is_err());
+}
+
+/// CI runs the suite twice, once with `LLQ_KERNELS=scalar`. Here: with the variable set the
+/// active table must be the scalar one; without it, run this very test again in a child process
+/// with the variable set, which then takes the first branch.
+#[test]
+fn llq_kernels_scalar_forces_the_reference() {
+    if std::env::var("LLQ_KERNELS").is_ok_and(|v| v == "scalar") {
+        assert_eq!(dot::active_isa(), "scalar");
+        assert!(std::ptr::eq(dot::table(), dot::scalar_table()));
+        return;
+    }
+    assert_eq!(dot::active_isa(), dot::best_table().isa);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "llq_kernels_scalar_forces_the_reference",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("LLQ_KERNELS", "scalar")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}

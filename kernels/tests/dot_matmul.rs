@@ -1,0 +1,126 @@
+//! `matmul` against a naive reference: decode the weights and the quantized activations, dot in
+//! f64. The kernels see exactly those values, so the only differences are f32 rounding in the
+//! per-block scaling and accumulation: ≤ 1e-5·Σ|w·a| per output (see dot_kernels.rs), except
+//! Q4_1/Q5_1 whose activation block sums are stored as fp16 (1e-3). A looser check against the
+//! unquantized f32 product confirms the activation type is the right one (8-bit activations: a
+//! relative error of ~1/254 per element, well below 2% of Σ|w·x|).
+
+mod dot_common;
+
+use dot_common::*;
+use llq_kernels::matmul::{matmul, Weights};
+use llq_kernels::{dot, GgmlType};
+
+fn check(ty: GgmlType, rows: usize, cols: usize, n_tok: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let wf = rng.normals(rows * cols, 0.5);
+    let data: Vec<u8> = wf.chunks(cols).flat_map(|r| encode(ty, r)).collect();
+    let w = Weights::new(ty, &data, rows, cols).unwrap();
+    let x = rng.normals(n_tok * cols, 2.0);
+    let mut out = vec![f32::NAN; n_tok * rows];
+    matmul(&w, &x, &mut out);
+
+    let at = dot::act_type(ty).unwrap();
+    let tol = if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
+        1e-3
+    } else {
+        1e-5
+    };
+    let mut wrow = vec![0f32; cols];
+    for t in 0..n_tok {
+        let xt = &x[t * cols..(t + 1) * cols];
+        let a = decode(at, &activations(ty, xt), cols);
+        for r in 0..rows {
+            w.row(r, &mut wrow);
+            let (mut s, mut mag, mut s32, mut mag32) = (0f64, 0f64, 0f64, 0f64);
+            for c in 0..cols {
+                let p = f64::from(wrow[c]) * f64::from(a[c]);
+                s += p;
+                mag += p.abs();
+                let p = f64::from(wrow[c]) * f64::from(xt[c]);
+                s32 += p;
+                mag32 += p.abs();
+            }
+            let o = f64::from(out[t * rows + r]);
+            assert!(
+                (o - s).abs() <= tol * mag,
+                "{ty} {rows}x{cols} tok {t}/{n_tok} row {r}: {o} vs {s} (mag {mag})"
+            );
+            assert!(
+                (o - s32).abs() <= 0.02 * mag32,
+                "{ty} {rows}x{cols} tok {t}/{n_tok} row {r}: {o} vs f32 {s32} (mag {mag32})"
+            );
+        }
+    }
+}
+
+#[test]
+fn matmul_matches_decoded_reference_for_every_type() {
+    for (i, ty) in WEIGHT_TYPES.into_iter().enumerate() {
+        let cols = if ty.block_size() == 256 { 512 } else { 96 };
+        for n_tok in [1, 3, 70] {
+            // 37 rows: not a multiple of any task or tile size.
+            check(ty, 37, cols, n_tok, 10 * i as u64 + n_tok as u64);
+        }
+    }
+}
+
+#[test]
+fn matmul_large_rows_one_token() {
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+        GgmlType::F16,
+    ] {
+        check(ty, 300, 4096, 1, 99);
+    }
+}
+
+#[test]
+fn weights_are_validated() {
+    let data = vec![0u8; 18 * 4];
+    assert!(Weights::new(GgmlType::Q4_0, &data, 2, 64).is_ok());
+    assert!(Weights::new(GgmlType::Q4_0, &data, 3, 64).is_err());
+    assert!(Weights::new(GgmlType::Q4_0, &data, 4, 30).is_err());
+    assert!(Weights::new(GgmlType::Q8_K, &[0u8; 292], 1, 256).is_err());
+    assert!(Weights::new(GgmlType::Q8_1, &[0u8; 36], 1, 32).is_err());
+}
+
+#[test]
+fn row_dequantizes_one_row() {
+    let mut rng = Rng::new(5);
+    let wf = rng.normals(3 * 256, 1.0);
+    let data: Vec<u8> = wf
+        .chunks(256)
+        .flat_map(|r| encode(GgmlType::Q6_K, r))
+        .collect();
+    let w = Weights::new(GgmlType::Q6_K, &data, 3, 256).unwrap();
+    let mut row = vec![0f32; 256];
+    w.row(2, &mut row);
+    assert_eq!(row, decode(GgmlType::Q6_K, &data[2 * 210..], 256));
+}
+
+#[test]
+fn matmul_is_deterministic() {
+    let mut rng = Rng::new(6);
+    let wf = rng.normals(64 * 256, 1.0);
+    let data: Vec<u8> = wf
+        .chunks(256)
+        .flat_map(|r| encode(GgmlType::Q4_K, r))
+        .collect();
+    let w = Weights::new(GgmlType::Q4_K, &data, 64, 256).unwrap();
+    let x = rng.normals(5 * 256, 1.0);
+    let mut a = vec![0f32; 5 * 64];
+    let mut b = vec![0f32; 5 * 64];
+    matmul(&w, &x, &mut a);
+    matmul(&w, &x, &mut b);
+    assert_eq!(a, b);
+    // One token at a time gives the same numbers as the batched path.
+    for t in 0..5 {
+        let mut o = vec![0f32; 64];
+        matmul(&w, &x[t * 256..(t + 1) * 256], &mut o);
+        assert_eq!(o[..], a[t * 64..(t + 1) * 64]);
+    }
+}
