@@ -164,6 +164,11 @@ impl Value {
     /// JSON form for `llq inspect --json`. Floats become JSON numbers (non-finite ones `null`,
     /// which JSON cannot express).
     pub fn to_json(&self) -> serde_json::Value {
+        // f32 goes through f64: serde_json renders f32 differently when another crate in the
+        // build enables its `arbitrary_precision` feature.
+        if let Value::F32(x) = self {
+            return serde_json::Value::from(f64::from(*x));
+        }
         macro_rules! arms {
             ($($v:ident $t:ty),*) => {
                 match self {
@@ -223,6 +228,13 @@ impl Array {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
+        // As for scalars: f32 through f64, whatever serde_json's features.
+        if let Array::F32(v) = self {
+            return v
+                .iter()
+                .map(|&x| serde_json::Value::from(f64::from(x)))
+                .collect();
+        }
         macro_rules! arms {
             ($($v:ident $t:ty),*) => {
                 match self { $(Array::$v(x) => serde_json::Value::from(x.clone()),)* }
