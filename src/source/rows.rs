@@ -57,6 +57,29 @@ impl Piece {
         (self.rows, self.cols)
     }
 
+    /// Let the kernel drop this piece's resident pages for rows `first..first + n` once they
+    /// are converted, so a multi-gigabyte input does not stay in the process's RSS.
+    fn release_rows(&self, first: usize, n: usize) {
+        let row = self
+            .ty
+            .row_bytes(self.cols)
+            .expect("whole blocks checked at open");
+        let offset = self.range.start + first * row;
+        // SAFETY: the map is a read-only, file-backed shared mapping that llq never writes, so
+        // MADV_DONTNEED only unmaps pages; a later read faults them back in from the file.
+        // Failure is harmless (the pages stay resident), hence ignored.
+        #[cfg(unix)]
+        unsafe {
+            let _ = self.map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                offset,
+                n * row,
+            );
+        }
+        #[cfg(not(unix))]
+        let _ = offset;
+    }
+
     /// The bytes of rows `first..first + n`.
     fn rows_bytes(&self, first: usize, n: usize) -> &[u8] {
         let row = self
@@ -164,6 +187,28 @@ impl TensorReader {
         }
         for (i, row_out) in out.chunks_exact_mut(self.cols).enumerate() {
             self.read_row(self.stored_row(first + i), row_out);
+        }
+    }
+
+    /// Release the source pages behind logical rows `first..first + n` (see
+    /// [`Piece::release_rows`]). With a row permutation the whole tensor must be done first.
+    pub fn release_rows(&self, first: usize, n: usize) {
+        if self.unpermute_heads.is_some() && n < self.rows {
+            return;
+        }
+        match self.join {
+            Join::Cols => self.pieces.iter().for_each(|p| p.release_rows(first, n)),
+            Join::Rows => {
+                let mut offset = 0;
+                for p in &self.pieces {
+                    let lo = first.max(offset);
+                    let hi = (first + n).min(offset + p.rows);
+                    if lo < hi {
+                        p.release_rows(lo - offset, hi - lo);
+                    }
+                    offset += p.rows;
+                }
+            }
         }
     }
 
