@@ -82,6 +82,13 @@ pub struct QuantArgs {
     /// Keep NaN/Inf weights instead of refusing the input.
     #[arg(long)]
     allow_nonfinite: bool,
+    /// llama.cpp importance matrix (llama-imatrix's legacy .dat or GGUF output) weighting the
+    /// rounding of quantized tensors as llama-quantize does; also gives ffn_down more bits in
+    /// Q4_0/Q5_0 files. Entries are matched by GGUF tensor name: an entry whose size is not the
+    /// tensor's row length is an error (token_embd.weight: warning), tensors without an entry
+    /// and entries without a tensor are warnings, and no matching entry at all is an error.
+    #[arg(long, value_name = "FILE")]
+    imatrix: Option<PathBuf>,
     /// Also write the per-type report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -115,6 +122,7 @@ impl QuantArgs {
             allow_nonfinite: self.allow_nonfinite,
             allow_requantize,
             progress: !self.quiet,
+            imatrix: self.imatrix.clone(),
         })
     }
 }

@@ -7,10 +7,11 @@ use crate::output::AtomicFile;
 use crate::plan::{self, PlanOptions, TensorPlan};
 use crate::progress;
 use crate::source::{Source, SourceKind, SourceTensor};
-use llq_formats::gguf::{GgufWriter, TensorSpec};
+use llq_formats::gguf::{GgufWriter, TensorSpec, Value};
+use llq_formats::imatrix::Imatrix;
 use rayon::prelude::*;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// How to convert.
@@ -24,6 +25,9 @@ pub struct ConvertOptions {
     /// Accept a quantized GGUF as input (its tensors are dequantized first).
     pub allow_requantize: bool,
     pub progress: bool,
+    /// llama.cpp importance matrix (legacy `.dat` or GGUF) weighting the quantizers' rounding;
+    /// also turns on `plan.has_imatrix`. See [`match_imatrix`] for how names and sizes are checked.
+    pub imatrix: Option<PathBuf>,
 }
 
 /// What a conversion did.
@@ -48,8 +52,20 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
         .iter()
         .map(|t| (t.name.clone(), t.shape.clone()))
         .collect();
-    let plans = plan::plan(&source.hparams, &list, &opts.plan)?;
-    let kv = metadata::build(&source, opts.plan.file_type);
+    let mut plan_opts = opts.plan.clone();
+    plan_opts.has_imatrix |= opts.imatrix.is_some();
+    let plans = plan::plan(&source.hparams, &list, &plan_opts)?;
+    let mut kv = metadata::build(&source, opts.plan.file_type);
+    // Read and check the imatrix before the output file exists, so a bad one leaves no OUT.
+    let importance = match &opts.imatrix {
+        None => vec![None; plans.len()],
+        Some(path) => {
+            let imatrix = Imatrix::open(path)?;
+            let importance = match_imatrix(path, &imatrix, &plans)?;
+            add_imatrix_metadata(&mut kv, path, &imatrix);
+            importance
+        }
+    };
     let specs: Vec<TensorSpec> = plans
         .iter()
         .map(|p| TensorSpec {
@@ -66,11 +82,18 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
     let bar = opts
         .progress
         .then(|| progress::bytes_bar(source.source_bytes()));
-    for (i, (tensor, plan)) in source.tensors.iter().zip(&plans).enumerate() {
+    for (i, ((tensor, plan), importance)) in source
+        .tensors
+        .iter()
+        .zip(&plans)
+        .zip(&importance)
+        .enumerate()
+    {
         if let Some(bar) = &bar {
             bar.set_message(format!("tensor {}/{} {}", i + 1, plans.len(), plan.name));
         }
-        convert_tensor(tensor, plan, opts, &mut writer, |bytes| {
+        let importance = importance.as_deref();
+        convert_tensor(tensor, plan, importance, opts, &mut writer, |bytes| {
             if let Some(bar) = &bar {
                 bar.inc(bytes)
             }
@@ -119,6 +142,125 @@ fn check_requantize(source: &Source, opts: &ConvertOptions) -> Result<()> {
     }
 }
 
+/// The imatrix entry of each planned tensor, as llama-quantize picks them: an entry whose name is
+/// a tensor's GGUF name must hold one weight per column (else an error naming the tensor and
+/// both sizes; for `token_embd.weight` only a warning, and the entry is not used). Quantized
+/// tensors without an entry are quantized without importance and listed in one warning; entries
+/// for tensors the model lacks are ignored with a warning. An imatrix none of whose entries
+/// names a tensor of the model is an error: it was made for another model.
+pub fn match_imatrix(
+    path: &Path,
+    imatrix: &Imatrix,
+    plans: &[TensorPlan],
+) -> Result<Vec<Option<Vec<f32>>>> {
+    const TOKEN_EMBD: &str = "token_embd.weight";
+    let mut missing = Vec::new();
+    let mut out = Vec::with_capacity(plans.len());
+    for p in plans {
+        let row_len = *p.shape.last().unwrap_or(&1);
+        let entry = match imatrix.entries.get(&p.name) {
+            Some(v) if v.len() == row_len => Some(v.clone()),
+            Some(v) if p.name == TOKEN_EMBD => {
+                warn(format!(
+                    "{}: entry {TOKEN_EMBD} has {} values but the tensor has {row_len} columns; \
+                     not using it",
+                    path.display(),
+                    v.len()
+                ));
+                None
+            }
+            Some(v) => {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "tensor {}: imatrix entry has {} values, expected {row_len} (one per \
+                         column); was it made for another model?",
+                        p.name,
+                        v.len()
+                    ),
+                ))
+            }
+            None => {
+                if p.ty.is_quantized() && p.name != TOKEN_EMBD {
+                    missing.push(p.name.as_str());
+                }
+                None
+            }
+        };
+        // Only quantized types weight their rounding; F32/F16/BF16 copies ignore it.
+        out.push(entry.filter(|_| p.ty.is_quantized()));
+    }
+    let matched = plans
+        .iter()
+        .filter(|p| imatrix.entries.contains_key(&p.name))
+        .count();
+    if matched == 0 {
+        let example = imatrix.entries.keys().next().map_or("", |k| k.as_str());
+        return Err(Error::file(
+            path,
+            format!(
+                "none of its {} entries names a tensor of this model (first: {example:?}); \
+                 was it made for another model?",
+                imatrix.entries.len()
+            ),
+        ));
+    }
+    if !missing.is_empty() {
+        warn(format!(
+            "{}: no entry for {} quantized tensor(s), quantized without importance: {}",
+            path.display(),
+            missing.len(),
+            missing.join(", ")
+        ));
+    }
+    let unused = imatrix.entries.len() - matched;
+    if unused > 0 {
+        let names: Vec<_> = imatrix
+            .entries
+            .keys()
+            .filter(|k| !plans.iter().any(|p| &p.name == *k))
+            .map(String::as_str)
+            .collect();
+        warn(format!(
+            "{}: ignoring {unused} entries for tensors not in the model: {}",
+            path.display(),
+            names.join(", ")
+        ));
+    }
+    Ok(out)
+}
+
+fn warn(msg: String) {
+    eprintln!("warning: {msg}");
+}
+
+/// The `quantize.imatrix.*` keys llama-quantize records (replacing any the input carried).
+fn add_imatrix_metadata(kv: &mut Vec<(String, Value)>, path: &Path, imatrix: &Imatrix) {
+    kv.retain(|(k, _)| !k.starts_with("quantize.imatrix."));
+    // llama.cpp keeps at most 127 bytes of these strings.
+    let clip = |s: &str| {
+        let mut end = s.len().min(127);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        Value::String(s[..end].to_string())
+    };
+    kv.push((
+        "quantize.imatrix.file".into(),
+        clip(&path.to_string_lossy()),
+    ));
+    if let Some(d) = imatrix.datasets.first() {
+        kv.push(("quantize.imatrix.dataset".into(), clip(d)));
+    }
+    kv.push((
+        "quantize.imatrix.entries_count".into(),
+        Value::U32(imatrix.entries.len() as u32),
+    ));
+    if let Some(n) = imatrix.chunks.filter(|&n| n > 0) {
+        kv.push(("quantize.imatrix.chunks_count".into(), Value::U32(n)));
+    }
+}
+
 enum TensorError {
     Io(std::io::Error),
     Data(String),
@@ -129,6 +271,7 @@ enum TensorError {
 fn convert_tensor<W: Write>(
     tensor: &SourceTensor,
     plan: &TensorPlan,
+    importance: Option<&[f32]>,
     opts: &ConvertOptions,
     writer: &mut GgufWriter<W>,
     mut on_progress: impl FnMut(u64),
@@ -160,7 +303,7 @@ fn convert_tensor<W: Write>(
                     .chunks_exact(row_len)
                     .zip(dst.chunks_exact_mut(out_bytes))
                 {
-                    llq_kernels::quantize_row(plan.ty, src, dst, None);
+                    llq_kernels::quantize_row(plan.ty, src, dst, importance);
                 }
                 Ok(())
             })

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod gguf;
+pub mod imatrix;
 pub mod params;
 pub mod pth;
 pub mod safetensors;
