@@ -59,6 +59,29 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the token ids of each line of a text file (or of one prompt), as llama.cpp would.
+    Tokenize {
+        /// GGUF model whose tokenizer to use.
+        model: PathBuf,
+        /// Text file: each line is tokenized on its own ("-" reads standard input).
+        #[arg(
+            short,
+            long,
+            value_name = "TEXT",
+            conflicts_with = "prompt",
+            required_unless_present = "prompt"
+        )]
+        file: Option<PathBuf>,
+        /// One string to tokenize instead of a file.
+        #[arg(short, long)]
+        prompt: Option<String>,
+        /// Print a JSON array of arrays instead of one line of ids per input line.
+        #[arg(long)]
+        json: bool,
+        /// Do not prepend the BOS token.
+        #[arg(long)]
+        no_bos: bool,
+    },
 }
 
 /// Options shared by convert and quantize.
@@ -169,6 +192,13 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Tokenize {
+            model,
+            file,
+            prompt,
+            json,
+            no_bos,
+        } => tokenize(&model, file.as_deref(), prompt.as_deref(), json, !no_bos),
     }
 }
 
@@ -217,4 +247,57 @@ fn print_report(out: &Path, r: &ConvertReport, json_path: Option<&Path>) -> Resu
     });
     let text = serde_json::to_string_pretty(&report).expect("JSON values serialize");
     std::fs::write(path, text).map_err(|e| Error::io(path, "cannot write report", e))
+}
+
+/// `llq tokenize`: one line of space-separated ids (or one JSON array) per input line.
+fn tokenize(
+    model: &Path,
+    file: Option<&Path>,
+    prompt: Option<&str>,
+    json: bool,
+    add_bos: bool,
+) -> Result<()> {
+    use crate::runtime::tokenizer::Tokenizer;
+    use std::io::{Read, Write};
+    let gguf = llq_formats::gguf::GgufFile::open(model)?;
+    let tok = Tokenizer::from_gguf(&gguf).map_err(|e| Error::file(model, e))?;
+    let text = match (prompt, file) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(path)) => {
+            let bytes = if path == Path::new("-") {
+                let mut b = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut b)
+                    .map_err(|e| Error::io(path, "cannot read standard input", e))?;
+                b
+            } else {
+                std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?
+            };
+            String::from_utf8(bytes).map_err(|e| {
+                Error::file(
+                    path,
+                    format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+                )
+            })?
+        }
+        (None, None) => return Err(Error::Usage("give -f TEXT or -p PROMPT".into())),
+    };
+    // A prompt is one input; a file is its lines ("\n" or "\r\n" endings, as str::lines).
+    let lines: Vec<&str> = match prompt {
+        Some(_) => vec![text.as_str()],
+        None => text.lines().collect(),
+    };
+    let ids: Vec<Vec<u32>> = lines.iter().map(|l| tok.encode(l, add_bos)).collect();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let write_err = |e| Error::io("<stdout>", "cannot write", e);
+    if json {
+        let s = serde_json::to_string(&ids).expect("ids serialize");
+        writeln!(out, "{s}").map_err(write_err)?;
+    } else {
+        for line in &ids {
+            let strs: Vec<String> = line.iter().map(u32::to_string).collect();
+            writeln!(out, "{}", strs.join(" ")).map_err(write_err)?;
+        }
+    }
+    out.flush().map_err(write_err)
 }

@@ -13,6 +13,7 @@ pub mod model;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod runtime;
 pub mod source;
 
 pub use error::{Error, Result};

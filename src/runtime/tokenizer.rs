@@ -1,0 +1,737 @@
+//! The SentencePiece ("llama", SPM) tokenizer of the runtime, built from GGUF metadata or from a
+//! `tokenizer.model`, encoding exactly as llama.cpp's `llama_tokenize` does for SPM vocabularies
+//! with `parse_special = false`.
+//!
+//! Encoding:
+//! 1. The text is split around user-defined pieces (longest first), which become their own ids;
+//!    control and unknown pieces are plain text (llama.cpp does the same without `parse_special`).
+//! 2. Each text fragment at the start or after a user-defined piece gets a leading space when
+//!    `add_space_prefix` (GGUF `tokenizer.ggml.add_space_prefix`, SentencePiece
+//!    `add_dummy_prefix`; default true), and every `' '` becomes `'▁'` (U+2581). No other
+//!    normalization: the Llama 1/2 models use SentencePiece's "identity" normalizer and keep
+//!    repeated spaces (`remove_extra_whitespaces` false).
+//! 3. Starting from one symbol per character, the adjacent pair whose concatenation is a piece
+//!    of highest score is merged, again and again (ties: the leftmost pair). A heap of candidate
+//!    pairs keeps this O(n log n); stale entries are skipped when popped.
+//! 4. A character left that is not a piece becomes its UTF-8 bytes as `<0xXX>` pieces (byte
+//!    fallback), or the unknown id when the vocabulary lacks one of those byte pieces.
+//!
+//! Where llama.cpp and the `sentencepiece` library differ, this follows llama.cpp: a merge may
+//! produce any piece of the vocabulary (SentencePiece only merges into normal, user-defined and
+//! unused pieces, and re-splits unused ones). Neither difference shows on the Llama 2 vocabulary.
+//!
+//! Decoding follows SentencePiece's `DecodeIds`: `▁` becomes a space, runs of byte pieces are
+//! read as UTF-8 (each byte of an invalid sequence becomes U+FFFD), control pieces print nothing,
+//! and the leading space of the first piece is dropped (the dummy prefix) unless something was
+//! printed before it. Unknown and unused pieces print nothing, as llama.cpp's
+//! `llama_token_to_piece` does without `special` (SentencePiece would print " ⁇ " for unknown).
+
+use llq_formats::gguf::{Array, GgufFile, Value};
+use llq_formats::sentencepiece::SpmModel;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+
+/// Piece types: the same numbers in SentencePiece models and in GGUF `tokenizer.ggml.token_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenType {
+    Normal,
+    Unknown,
+    Control,
+    UserDefined,
+    Unused,
+    Byte,
+}
+
+impl TokenType {
+    fn from_id(id: i64) -> Option<TokenType> {
+        Some(match id {
+            1 => TokenType::Normal,
+            2 => TokenType::Unknown,
+            3 => TokenType::Control,
+            4 => TokenType::UserDefined,
+            5 => TokenType::Unused,
+            6 => TokenType::Byte,
+            _ => return None,
+        })
+    }
+}
+
+/// What a tokenizer is built from, whatever the source (GGUF keys or a `tokenizer.model`).
+struct Vocab {
+    pieces: Vec<String>,
+    scores: Vec<f32>,
+    types: Vec<TokenType>,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    unk: Option<u32>,
+    add_space_prefix: bool,
+    add_bos: bool,
+    add_eos: bool,
+}
+
+pub struct Tokenizer {
+    pieces: Vec<String>,
+    scores: Vec<f32>,
+    types: Vec<TokenType>,
+    /// Piece text → id. A piece given twice maps to its last id, as in llama.cpp.
+    index: HashMap<String, u32>,
+    /// Id of the byte piece `<0xXX>` (or failing that, of the one-byte piece) for each byte.
+    byte_ids: [Option<u32>; 256],
+    /// Value of each byte piece, by id.
+    byte_values: HashMap<u32, u8>,
+    /// User-defined pieces, longest first: split out of the text before encoding.
+    user_defined: Vec<u32>,
+    bos: u32,
+    eos: u32,
+    unk: Option<u32>,
+    add_space_prefix: bool,
+    add_bos: bool,
+    add_eos: bool,
+}
+
+const SPACE: char = '\u{2581}';
+
+// llama.cpp's defaults for the "llama" tokenizer when the GGUF has no id keys.
+const DEFAULT_BOS: u32 = 1;
+const DEFAULT_EOS: u32 = 2;
+const DEFAULT_UNK: u32 = 0;
+
+impl Tokenizer {
+    /// The tokenizer of a GGUF file (`tokenizer.ggml.*` keys). Only SentencePiece ("llama")
+    /// vocabularies are supported.
+    pub fn from_gguf(file: &GgufFile) -> Result<Tokenizer, String> {
+        let get = |key: &str| file.get(key);
+        let model = get("tokenizer.ggml.model")
+            .ok_or("no tokenizer in the file (tokenizer.ggml.model missing)")?
+            .as_str()
+            .ok_or("tokenizer.ggml.model is not a string")?;
+        match model {
+            "llama" => {}
+            "gpt2" => return Err("BPE (Llama 3) tokenizers are not supported yet".into()),
+            other => {
+                return Err(format!(
+                "tokenizer.ggml.model \"{other}\" is not supported (only \"llama\", SentencePiece)"
+            ))
+            }
+        }
+        let pieces = match get("tokenizer.ggml.tokens").and_then(Value::as_array) {
+            Some(Array::String(v)) => v.clone(),
+            Some(_) => return Err("tokenizer.ggml.tokens is not an array of strings".into()),
+            None => return Err("tokenizer.ggml.tokens missing".into()),
+        };
+        let n = pieces.len();
+        let scores = match get("tokenizer.ggml.scores").and_then(Value::as_array) {
+            Some(Array::F32(v)) => v.clone(),
+            Some(Array::F64(v)) => v.iter().map(|&x| x as f32).collect(),
+            Some(_) => return Err("tokenizer.ggml.scores is not an array of floats".into()),
+            // llama.cpp: no scores means every piece scores 0.
+            None => vec![0.0; n],
+        };
+        let types = match get("tokenizer.ggml.token_type").and_then(Value::as_array) {
+            Some(a) => int_array(a)
+                .ok_or("tokenizer.ggml.token_type is not an array of integers")?
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    TokenType::from_id(t).ok_or_else(|| format!("token {i}: unknown type {t}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![TokenType::Normal; n],
+        };
+        if scores.len() != n || types.len() != n {
+            return Err(format!(
+                "tokenizer.ggml.tokens has {n} entries but scores {} and token_type {}",
+                scores.len(),
+                types.len()
+            ));
+        }
+        let id = |key: &str, default: u32| -> Result<Option<u32>, String> {
+            match get(key) {
+                None => Ok(Some(default)),
+                Some(v) => match v.as_u64() {
+                    Some(id) => Ok(u32::try_from(id).ok()),
+                    // A negative id (some writers) means "none".
+                    None if matches!(v, Value::I32(_) | Value::I64(_)) => Ok(None),
+                    None => Err(format!("{key} is not an integer")),
+                },
+            }
+        };
+        let flag = |key: &str, default: bool| -> Result<bool, String> {
+            match get(key) {
+                None => Ok(default),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(_) => Err(format!("{key} is not a bool")),
+            }
+        };
+        Tokenizer::new(Vocab {
+            pieces,
+            scores,
+            types,
+            bos: id("tokenizer.ggml.bos_token_id", DEFAULT_BOS)?,
+            eos: id("tokenizer.ggml.eos_token_id", DEFAULT_EOS)?,
+            unk: id("tokenizer.ggml.unknown_token_id", DEFAULT_UNK)?,
+            add_space_prefix: flag("tokenizer.ggml.add_space_prefix", true)?,
+            add_bos: flag("tokenizer.ggml.add_bos_token", true)?,
+            add_eos: flag("tokenizer.ggml.add_eos_token", false)?,
+        })
+    }
+
+    /// The tokenizer of a SentencePiece `tokenizer.model` (the same vocabulary llq writes to GGUF).
+    pub fn from_spm(spm: &SpmModel) -> Result<Tokenizer, String> {
+        Tokenizer::new(Vocab {
+            pieces: spm.pieces.iter().map(|p| p.piece.clone()).collect(),
+            scores: spm.pieces.iter().map(|p| p.score).collect(),
+            types: spm
+                .pieces
+                .iter()
+                .map(|p| TokenType::from_id(p.kind as i64).unwrap_or(TokenType::Normal))
+                .collect(),
+            bos: u32::try_from(spm.bos_id).ok(),
+            eos: u32::try_from(spm.eos_id).ok(),
+            unk: u32::try_from(spm.unk_id).ok(),
+            add_space_prefix: spm.add_dummy_prefix,
+            add_bos: true,
+            add_eos: false,
+        })
+    }
+
+    /// The one constructor behind `from_gguf` and `from_spm`.
+    fn new(v: Vocab) -> Result<Tokenizer, String> {
+        let n = v.pieces.len();
+        if n == 0 {
+            return Err("the vocabulary is empty".into());
+        }
+        if u32::try_from(n).is_err() {
+            return Err(format!("{n} pieces is too many"));
+        }
+        let check = |what: &str, id: Option<u32>| -> Result<Option<u32>, String> {
+            match id {
+                Some(id) if id as usize >= n => Err(format!(
+                    "{what} token id {id} is outside the vocabulary ({n} pieces)"
+                )),
+                _ => Ok(id),
+            }
+        };
+        let bos = check("BOS", v.bos)?.ok_or("the vocabulary has no BOS token")?;
+        let eos = check("EOS", v.eos)?.ok_or("the vocabulary has no EOS token")?;
+        let unk = check("unknown", v.unk)?;
+
+        let mut index = HashMap::with_capacity(n);
+        for (i, p) in v.pieces.iter().enumerate() {
+            index.insert(p.clone(), i as u32);
+        }
+        let mut byte_values = HashMap::new();
+        for (i, (p, t)) in v.pieces.iter().zip(&v.types).enumerate() {
+            if *t == TokenType::Byte {
+                let b = parse_byte_piece(p)
+                    .ok_or_else(|| format!("token {i}: byte piece {p:?} is not <0xXX>"))?;
+                byte_values.insert(i as u32, b);
+            }
+        }
+        let mut byte_ids = [None; 256];
+        for (b, slot) in byte_ids.iter_mut().enumerate() {
+            // llama.cpp's byte_to_token: "<0xXX>", else the byte itself as a piece.
+            let hex = format!("<0x{b:02X}>");
+            *slot = index.get(hex.as_str()).copied().or_else(|| {
+                let one = [b as u8];
+                std::str::from_utf8(&one)
+                    .ok()
+                    .and_then(|s| index.get(s).copied())
+            });
+        }
+        let mut user_defined: Vec<u32> = (0..n as u32)
+            .filter(|&i| v.types[i as usize] == TokenType::UserDefined)
+            .filter(|&i| !v.pieces[i as usize].is_empty())
+            .collect();
+        user_defined.sort_by_key(|&i| std::cmp::Reverse(v.pieces[i as usize].len()));
+        Ok(Tokenizer {
+            pieces: v.pieces,
+            scores: v.scores,
+            types: v.types,
+            index,
+            byte_ids,
+            byte_values,
+            user_defined,
+            bos,
+            eos,
+            unk,
+            add_space_prefix: v.add_space_prefix,
+            add_bos: v.add_bos,
+            add_eos: v.add_eos,
+        })
+    }
+
+    pub fn bos(&self) -> u32 {
+        self.bos
+    }
+
+    pub fn eos(&self) -> u32 {
+        self.eos
+    }
+
+    pub fn n_vocab(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// Whether the model wants BOS prepended (`tokenizer.ggml.add_bos_token`, default true).
+    pub fn add_bos_default(&self) -> bool {
+        self.add_bos
+    }
+
+    /// Whether the model wants EOS appended (`tokenizer.ggml.add_eos_token`, default false).
+    pub fn add_eos_default(&self) -> bool {
+        self.add_eos
+    }
+
+    /// The piece text of `id` (as stored: `▁` for spaces, `<0xXX>` for bytes).
+    pub fn piece(&self, id: u32) -> Option<&str> {
+        self.pieces.get(id as usize).map(String::as_str)
+    }
+
+    pub fn token_type(&self, id: u32) -> Option<TokenType> {
+        self.types.get(id as usize).copied()
+    }
+
+    /// Whether `id` ends generation (EOS).
+    pub fn is_eog(&self, id: u32) -> bool {
+        id == self.eos
+    }
+
+    /// Token ids of `text`, with BOS first if `add_bos`: llama.cpp's `llama_tokenize(text,
+    /// add_special = add_bos, parse_special = false)` for a vocabulary whose
+    /// `add_eos_token` is false (EOS is never appended here).
+    pub fn encode(&self, text: &str, add_bos: bool) -> Vec<u32> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        if add_bos {
+            out.push(self.bos);
+        }
+        if text.is_empty() {
+            return out;
+        }
+        let mut prev_special = true;
+        for fragment in self.split_user_defined(text) {
+            match fragment {
+                Fragment::Token(id) => {
+                    out.push(id);
+                    prev_special = true;
+                }
+                Fragment::Text(t) => {
+                    let mut escaped = String::with_capacity(t.len() + 3);
+                    if self.add_space_prefix && prev_special {
+                        escaped.push(SPACE);
+                    }
+                    for c in t.chars() {
+                        escaped.push(if c == ' ' { SPACE } else { c });
+                    }
+                    self.encode_fragment(&escaped, &mut out);
+                    prev_special = false;
+                }
+            }
+        }
+        out
+    }
+
+    /// llama.cpp's `tokenizer_st_partition` without `parse_special`: user-defined pieces are
+    /// cut out of the text, longest first, leftmost occurrences first.
+    fn split_user_defined<'t>(&self, text: &'t str) -> Vec<Fragment<'t>> {
+        let mut fragments = vec![Fragment::Text(text)];
+        for &id in &self.user_defined {
+            let piece = self.pieces[id as usize].as_str();
+            if !text.contains(piece) {
+                continue;
+            }
+            let mut next = Vec::with_capacity(fragments.len());
+            for f in fragments {
+                let Fragment::Text(mut rest) = f else {
+                    next.push(f);
+                    continue;
+                };
+                while let Some(at) = rest.find(piece) {
+                    if at > 0 {
+                        next.push(Fragment::Text(&rest[..at]));
+                    }
+                    next.push(Fragment::Token(id));
+                    rest = &rest[at + piece.len()..];
+                }
+                if !rest.is_empty() {
+                    next.push(Fragment::Text(rest));
+                }
+            }
+            fragments = next;
+        }
+        fragments
+    }
+
+    /// The bigram merge of one escaped fragment (llama.cpp's `llm_tokenizer_spm_session`).
+    fn encode_fragment(&self, text: &str, out: &mut Vec<u32>) {
+        // One symbol per character; merged symbols stay contiguous slices of `text`.
+        let mut syms: Vec<Symbol> = Vec::with_capacity(text.len());
+        for (start, c) in text.char_indices() {
+            let i = syms.len() as i32;
+            syms.push(Symbol {
+                start,
+                len: c.len_utf8(),
+                prev: i - 1,
+                next: i + 1,
+            });
+        }
+        if let Some(last) = syms.last_mut() {
+            last.next = -1;
+        }
+        let mut heap = BinaryHeap::with_capacity(syms.len());
+        for i in 1..syms.len() {
+            self.push_pair(text, &syms, i as i32 - 1, i as i32, &mut heap);
+        }
+        while let Some(pair) = heap.pop() {
+            let (l, r) = (pair.left as usize, pair.right as usize);
+            // Stale: one side was merged away or grew since this pair was queued.
+            if syms[l].len == 0 || syms[r].len == 0 || syms[l].len + syms[r].len != pair.len {
+                continue;
+            }
+            syms[l].len += syms[r].len;
+            syms[r].len = 0;
+            let after = syms[r].next;
+            syms[l].next = after;
+            if after >= 0 {
+                syms[after as usize].prev = pair.left;
+            }
+            self.push_pair(text, &syms, syms[l].prev, pair.left, &mut heap);
+            self.push_pair(text, &syms, pair.left, after, &mut heap);
+        }
+        let mut i = 0i32;
+        while i >= 0 && (i as usize) < syms.len() {
+            let s = &syms[i as usize];
+            let piece = &text[s.start..s.start + s.len];
+            match self.index.get(piece) {
+                Some(&id) => out.push(id),
+                None => self.push_bytes(piece, out),
+            }
+            i = s.next;
+        }
+    }
+
+    fn push_pair(
+        &self,
+        text: &str,
+        syms: &[Symbol],
+        left: i32,
+        right: i32,
+        heap: &mut BinaryHeap<Pair>,
+    ) {
+        if left < 0 || right < 0 {
+            return;
+        }
+        let (l, r) = (&syms[left as usize], &syms[right as usize]);
+        let len = l.len + r.len;
+        if let Some(&id) = self.index.get(&text[l.start..l.start + len]) {
+            heap.push(Pair {
+                score: self.scores[id as usize],
+                left,
+                right,
+                len,
+            });
+        }
+    }
+
+    /// A character that is no piece: its UTF-8 bytes as byte pieces, or the unknown id.
+    fn push_bytes(&self, piece: &str, out: &mut Vec<u32>) {
+        let ids: Option<Vec<u32>> = piece.bytes().map(|b| self.byte_ids[b as usize]).collect();
+        match (ids, self.unk) {
+            (Some(ids), _) => out.extend(ids),
+            (None, Some(unk)) => out.push(unk),
+            // No byte piece and no unknown piece: nothing can stand for the character.
+            (None, None) => {}
+        }
+    }
+
+    /// The raw bytes `id` prints as, on its own: the piece with `▁` as a space, a byte piece's
+    /// byte, nothing for control, unknown and unused pieces (or ids outside the vocabulary).
+    /// No leading-space removal: see [`Decoder`] for that and for UTF-8 assembly.
+    pub fn piece_bytes(&self, id: u32) -> Vec<u8> {
+        match self.types.get(id as usize) {
+            Some(TokenType::Normal) => self.pieces[id as usize].replace(SPACE, " ").into_bytes(),
+            // llama.cpp prints user-defined pieces verbatim.
+            Some(TokenType::UserDefined) => self.pieces[id as usize].as_bytes().to_vec(),
+            Some(TokenType::Byte) => vec![self.byte_values[&id]],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Text of `ids` (SentencePiece's `DecodeIds`, see the module notes).
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let mut d = self.decoder();
+        let mut text = String::new();
+        for &id in ids {
+            text.push_str(&d.push(id));
+        }
+        text.push_str(&d.finish());
+        text
+    }
+
+    /// A streaming decoder: feed ids as they are generated, print what it returns.
+    pub fn decoder(&self) -> Decoder<'_> {
+        Decoder {
+            tok: self,
+            bos_ws: true,
+            bos_ws_seen: false,
+            printed: false,
+            bytes: Vec::new(),
+        }
+    }
+}
+
+/// Incremental [`Tokenizer::decode`]: `push` returns the text that is complete so far (a UTF-8
+/// character spread over byte pieces is held back until it is whole), `finish` the rest.
+/// The concatenated output equals `decode` of all the ids.
+pub struct Decoder<'a> {
+    tok: &'a Tokenizer,
+    /// Whether the next piece may still lose its dummy-prefix space.
+    bos_ws: bool,
+    bos_ws_seen: bool,
+    /// Whether any text was produced (pending bytes count as produced, as in SentencePiece).
+    printed: bool,
+    /// Bytes of the current run of byte pieces not yet returned.
+    bytes: Vec<u8>,
+}
+
+impl Decoder<'_> {
+    pub fn push(&mut self, id: u32) -> String {
+        let tok = self.tok;
+        let ty = tok.types.get(id as usize).copied();
+        if ty == Some(TokenType::Byte) {
+            self.bytes.push(tok.byte_values[&id]);
+            self.printed = true;
+            return take_utf8(&mut self.bytes, false);
+        }
+        let mut text = take_utf8(&mut self.bytes, true);
+        // Control pieces print nothing and leave the dummy-prefix state alone.
+        if matches!(ty, Some(TokenType::Control) | None) {
+            return text;
+        }
+        if self.bos_ws_seen || self.printed {
+            self.bos_ws = false;
+        }
+        let bytes = tok.piece_bytes(id);
+        let mut piece = String::from_utf8(bytes).unwrap_or_default();
+        self.bos_ws_seen = false;
+        if self.bos_ws && tok.add_space_prefix && ty == Some(TokenType::Normal) {
+            if let Some(rest) = piece.strip_prefix(' ') {
+                piece = rest.to_string();
+                self.bos_ws_seen = true;
+            }
+        }
+        if !piece.is_empty() {
+            self.printed = true;
+        }
+        text.push_str(&piece);
+        text
+    }
+
+    /// Whatever is still held back (an incomplete UTF-8 sequence becomes U+FFFD per byte).
+    pub fn finish(&mut self) -> String {
+        take_utf8(&mut self.bytes, true)
+    }
+}
+
+/// Complete characters at the front of `bytes` as text, removing them. Invalid bytes become
+/// U+FFFD one each (as SentencePiece does); an incomplete sequence at the end is kept unless
+/// `all`.
+fn take_utf8(bytes: &mut Vec<u8>, all: bool) -> String {
+    let mut text = String::new();
+    let mut rest: &[u8] = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                text.push_str(s);
+                rest = &[];
+                break;
+            }
+            Err(e) => {
+                let (valid, tail) = rest.split_at(e.valid_up_to());
+                text.push_str(std::str::from_utf8(valid).expect("valid prefix"));
+                if e.error_len().is_none() && !all {
+                    rest = tail;
+                    break;
+                }
+                text.push('\u{FFFD}');
+                rest = &tail[1..];
+            }
+        }
+    }
+    let keep = rest.len();
+    let n = bytes.len();
+    bytes.drain(..n - keep);
+    text
+}
+
+fn parse_byte_piece(p: &str) -> Option<u8> {
+    let hex = p.strip_prefix("<0x")?.strip_suffix('>')?;
+    if hex.len() != 2 {
+        return None;
+    }
+    u8::from_str_radix(hex, 16).ok()
+}
+
+fn int_array(a: &Array) -> Option<Vec<i64>> {
+    Some(match a {
+        Array::I32(v) => v.iter().map(|&x| x.into()).collect(),
+        Array::U32(v) => v.iter().map(|&x| x.into()).collect(),
+        Array::I8(v) => v.iter().map(|&x| x.into()).collect(),
+        Array::U8(v) => v.iter().map(|&x| x.into()).collect(),
+        Array::I16(v) => v.iter().map(|&x| x.into()).collect(),
+        Array::U16(v) => v.iter().map(|&x| x.into()).collect(),
+        Array::I64(v) => v.clone(),
+        _ => return None,
+    })
+}
+
+enum Fragment<'t> {
+    Text(&'t str),
+    Token(u32),
+}
+
+#[derive(Clone, Copy)]
+struct Symbol {
+    start: usize,
+    /// Byte length; 0 once merged into the symbol on its left.
+    len: usize,
+    prev: i32,
+    next: i32,
+}
+
+/// A candidate merge of two adjacent symbols. The heap pops the highest score first, and among
+/// equal scores the leftmost pair.
+struct Pair {
+    score: f32,
+    left: i32,
+    right: i32,
+    len: usize,
+}
+
+impl Ord for Pair {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.left.cmp(&self.left))
+    }
+}
+
+impl PartialOrd for Pair {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Pair {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Pair {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A toy vocabulary: unk, bos, eos, byte pieces for a few bytes, then normal pieces.
+    fn toy(extra: &[(&str, f32, TokenType)], space_prefix: bool) -> Tokenizer {
+        let mut pieces = vec!["<unk>".to_string(), "<s>".into(), "</s>".into()];
+        let mut scores = vec![0.0; 3];
+        let mut types = vec![TokenType::Unknown, TokenType::Control, TokenType::Control];
+        for b in [0xE4u8, 0xB8, 0xAD, b'!'] {
+            pieces.push(format!("<0x{b:02X}>"));
+            scores.push(0.0);
+            types.push(TokenType::Byte);
+        }
+        for &(p, s, t) in extra {
+            pieces.push(p.into());
+            scores.push(s);
+            types.push(t);
+        }
+        Tokenizer::new(Vocab {
+            pieces,
+            scores,
+            types,
+            bos: Some(1),
+            eos: Some(2),
+            unk: Some(0),
+            add_space_prefix: space_prefix,
+            add_bos: true,
+            add_eos: false,
+        })
+        .unwrap()
+    }
+
+    fn normal(p: &str, s: f32) -> (&str, f32, TokenType) {
+        (p, s, TokenType::Normal)
+    }
+
+    #[test]
+    fn merges_by_score_then_leftmost() {
+        // ids: 7 ▁, 8 a, 9 b, 10 ab, 11 ▁a, 12 ba
+        let t = toy(
+            &[
+                normal("▁", -5.0),
+                normal("a", -5.0),
+                normal("b", -5.0),
+                normal("ab", -1.0),
+                normal("▁a", -2.0),
+                normal("ba", -1.0),
+            ],
+            true,
+        );
+        // "▁aba": ab (-1, left 1) and ba (-1, left 2) tie → the leftmost, ab; ▁ab and aba are
+        // no pieces, and ▁a lost its right side: ▁ ab a.
+        assert_eq!(t.encode("aba", false), vec![7, 10, 8]);
+        assert_eq!(t.encode("aba", true), vec![1, 7, 10, 8]);
+        assert_eq!(t.encode("", true), vec![1]);
+        assert_eq!(t.encode("", false), Vec::<u32>::new());
+        // Unknown characters: bytes when all byte pieces exist, else unk per character.
+        assert_eq!(t.encode("中", false), vec![7, 3, 4, 5]);
+        assert_eq!(t.encode("é", false), vec![7, 0]);
+        assert_eq!(t.encode("!", false), vec![7, 6]);
+    }
+
+    #[test]
+    fn decode_drops_dummy_prefix_once() {
+        let t = toy(
+            &[normal("▁", -5.0), normal("a", -5.0), normal("▁a", -1.0)],
+            true,
+        );
+        let ids = t.encode("a a", true);
+        assert_eq!(ids, vec![1, 9, 9]);
+        assert_eq!(t.decode(&ids), "a a");
+        assert_eq!(t.decode(&t.encode(" a", true)), " a");
+        assert_eq!(t.decode(&t.encode("中a", true)), "中a");
+        // A byte run cut short: one U+FFFD per byte, like SentencePiece.
+        assert_eq!(t.decode(&[3, 4, 8]), "\u{FFFD}\u{FFFD}a");
+        // Streaming holds back an incomplete character.
+        let mut d = t.decoder();
+        assert_eq!(d.push(1), "");
+        assert_eq!(d.push(3), "");
+        assert_eq!(d.push(4), "");
+        assert_eq!(d.push(5), "中");
+        assert_eq!(d.push(9), " a");
+        assert_eq!(d.push(3), "");
+        assert_eq!(d.finish(), "\u{FFFD}");
+        let no_prefix = toy(&[normal("▁", -5.0), normal("a", -5.0)], false);
+        assert_eq!(no_prefix.encode(" a", false), vec![7, 8]);
+        assert_eq!(no_prefix.decode(&[7, 8]), " a");
+    }
+
+    #[test]
+    fn user_defined_pieces_split_first() {
+        let t = toy(
+            &[
+                normal("▁", -5.0),
+                normal("a", -5.0),
+                ("<x>", 0.0, TokenType::UserDefined),
+            ],
+            true,
+        );
+        // llama.cpp: the text after a user-defined piece gets the space prefix again.
+        assert_eq!(t.encode("a<x>a", false), vec![7, 8, 9, 7, 8]);
+        assert_eq!(t.decode(&[8, 9, 8]), "a<x>a");
+    }
+}
