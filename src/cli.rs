@@ -78,7 +78,7 @@ pub enum Command {
         /// Print a JSON array of arrays instead of one line of ids per input line.
         #[arg(long)]
         json: bool,
-        /// Do not prepend the BOS token.
+        /// No BOS (nor EOS, for models that append one): llama.cpp's add_special = false.
         #[arg(long)]
         no_bos: bool,
     },
@@ -287,7 +287,8 @@ fn tokenize(
         Some(_) => vec![text.as_str()],
         None => text.lines().collect(),
     };
-    let ids: Vec<Vec<u32>> = lines.iter().map(|l| tok.encode(l, add_bos)).collect();
+    // BOS (and EOS) as the model's add_bos_token / add_eos_token say, unless --no-bos.
+    let ids: Vec<Vec<u32>> = lines.iter().map(|l| tok.tokenize(l, add_bos)).collect();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let write_err = |e| Error::io("<stdout>", "cannot write", e);
     if json {

@@ -291,6 +291,32 @@ fn metadata_only_gguf(path: &Path, kvs: &[(&str, Value)]) {
     GgufWriter::new(file, &kvs, &[]).unwrap().finish().unwrap();
 }
 
+#[test]
+fn tokenize_command_follows_add_bos_and_add_eos() {
+    let dir = tempfile::tempdir().unwrap();
+    let spm = llq_formats::sentencepiece::load(&fixture("meta/tokenizer.model")).unwrap();
+    let mut kvs = llq::metadata::tokenizer_keys(&spm);
+    for (k, v) in kvs.iter_mut() {
+        match k.as_str() {
+            "tokenizer.ggml.add_bos_token" => *v = Value::Bool(false),
+            "tokenizer.ggml.add_eos_token" => *v = Value::Bool(true),
+            _ => {}
+        }
+    }
+    let gguf = dir.path().join("eos.gguf");
+    let kvs: Vec<(&str, Value)> = kvs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    metadata_only_gguf(&gguf, &kvs);
+    // "Hello" is ▁H el l o in the fixture vocabulary.
+    assert_eq!(
+        llq_ok(&["tokenize", s(&gguf), "-p", "Hello"]),
+        "345 332 438 433 2\n"
+    );
+    assert_eq!(
+        llq_ok(&["tokenize", s(&gguf), "-p", "Hello", "--no-bos"]),
+        "345 332 438 433\n"
+    );
+}
+
 fn fails_with(args: &[&str], needle: &str) {
     let out = llq(args);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -16,6 +16,11 @@
 //! 4. A character left that is not a piece becomes its UTF-8 bytes as `<0xXX>` pieces (byte
 //!    fallback), or the unknown id when the vocabulary lacks one of those byte pieces.
 //!
+//! Leading, trailing and repeated spaces are kept, and the dummy prefix comes before them: a
+//! line " = A =" starts "▁▁=". SentencePiece agrees for models with `remove_extra_whitespaces`
+//! false (all Llama models); with it true SentencePiece would strip and collapse spaces first,
+//! which llama.cpp (and this tokenizer) never does.
+//!
 //! Where llama.cpp and the `sentencepiece` library differ, this follows llama.cpp: a merge may
 //! produce any piece of the vocabulary (SentencePiece only merges into normal, user-defined and
 //! unused pieces, and re-splits unused ones). Neither difference shows on the Llama 2 vocabulary.
@@ -297,9 +302,9 @@ impl Tokenizer {
         id == self.eos
     }
 
-    /// Token ids of `text`, with BOS first if `add_bos`: llama.cpp's `llama_tokenize(text,
-    /// add_special = add_bos, parse_special = false)` for a vocabulary whose
-    /// `add_eos_token` is false (EOS is never appended here).
+    /// Token ids of `text`, with BOS first if `add_bos` (whatever the model's `add_bos_token`;
+    /// EOS is never appended): llama.cpp's `llama_tokenize(text, add_special = add_bos,
+    /// parse_special = false)` for Llama models. See [`Tokenizer::tokenize`] for the flags.
     pub fn encode(&self, text: &str, add_bos: bool) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_bos {
@@ -329,6 +334,17 @@ impl Tokenizer {
             }
         }
         out
+    }
+
+    /// Exactly llama.cpp's `llama_tokenize(text, add_special, parse_special = false)`: BOS first
+    /// and EOS last when `add_special` and the model asks for them (`add_bos_token`,
+    /// `add_eos_token`).
+    pub fn tokenize(&self, text: &str, add_special: bool) -> Vec<u32> {
+        let mut ids = self.encode(text, add_special && self.add_bos);
+        if add_special && self.add_eos {
+            ids.push(self.eos);
+        }
+        ids
     }
 
     /// llama.cpp's `tokenizer_st_partition` without `parse_special`: user-defined pieces are
@@ -718,6 +734,18 @@ mod tests {
         let no_prefix = toy(&[normal("▁", -5.0), normal("a", -5.0)], false);
         assert_eq!(no_prefix.encode(" a", false), vec![7, 8]);
         assert_eq!(no_prefix.decode(&[7, 8]), " a");
+    }
+
+    #[test]
+    fn tokenize_follows_the_model_flags() {
+        let mut t = toy(&[normal("▁", -5.0), normal("a", -5.0)], true);
+        assert_eq!(t.tokenize("a", true), vec![1, 7, 8]);
+        assert_eq!(t.tokenize("a", false), vec![7, 8]);
+        t.add_bos = false;
+        t.add_eos = true;
+        assert_eq!(t.tokenize("a", true), vec![7, 8, 2]);
+        assert_eq!(t.tokenize("a", false), vec![7, 8]);
+        assert_eq!(t.encode("a", true), vec![1, 7, 8]);
     }
 
     #[test]
