@@ -131,6 +131,10 @@ fn eight_layer_model(dir: &Path) -> PathBuf {
         ("llama.feed_forward_length".into(), u32v(ff)),
         ("llama.attention.head_count".into(), u32v(4)),
         ("llama.attention.head_count_kv".into(), u32v(4)),
+        (
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            Value::F32(1e-5),
+        ),
     ];
     let mut specs = vec![
         ("token_embd.weight".to_string(), vec![embd, vocab]),
@@ -323,4 +327,46 @@ fn imatrix_that_does_not_fit_is_refused() {
     refuse(quantize(&nan, "q4_0"), &nan, &["output.weight", "NaN"]);
     let missing = d.join("does-not-exist.dat");
     refuse(quantize(&missing, "q4_0"), &missing, &[]);
+}
+
+/// The whole file, mix rules included, equals llama.cpp's llama_model_quantize given the same
+/// imatrix (through llama_model_quantize_params.imatrix, as llama-quantize passes it).
+#[test]
+fn equals_llama_model_quantize_with_the_same_imatrix() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (model, types)) in [
+        (
+            f32_model(dir.path()),
+            &["Q4_0", "Q4_K_M", "Q3_K_M", "Q6_K"][..],
+        ),
+        (eight_layer_model(dir.path()), &["Q4_0", "Q5_0"][..]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dat = dir.path().join("imatrix.dat");
+        write_dat(
+            &dat,
+            &entries_for(&model, "blk.1.attn_k.weight"),
+            Some((5, "t.txt")),
+        );
+        let ours = dir.path().join(format!("ours{i}"));
+        std::fs::create_dir_all(&ours).unwrap();
+        let mut args = vec![s(&model), s(&dat), s(&ours)];
+        for ty in types {
+            let out = ours.join(format!("{ty}.gguf"));
+            common::llq_ok(&[
+                "quantize",
+                s(&model),
+                s(&out),
+                ty,
+                "--imatrix",
+                s(&dat),
+                "--quiet",
+            ]);
+            args.push(ty);
+        }
+        println!("{}", run_py(&py, "llama_quantize_imatrix.py", &args));
+    }
 }
