@@ -281,8 +281,11 @@ fn convert_tensor<W: Write>(
     let row_len = *plan.shape.last().unwrap_or(&1);
     let out_row_bytes =
         plan.ty.row_bytes(row_len).expect("plan checked block fit") * (cols / row_len);
-    let rows_per_task = (TASK_ELEMENTS / cols).max(1);
     let tasks_per_chunk = rayon::current_num_threads() * 4;
+    // Small tensors are still split across every thread.
+    let rows_per_task = (TASK_ELEMENTS / cols)
+        .min(rows.div_ceil(tasks_per_chunk))
+        .max(1);
     let rows_per_chunk = rows_per_task * tasks_per_chunk;
     let in_bytes_per_row = reader.source_bytes() / rows as u64;
     let mut out = vec![0u8; rows_per_chunk.min(rows) * out_row_bytes];
@@ -309,8 +312,10 @@ fn convert_tensor<W: Write>(
             })
             .map_err(TensorError::Data)?;
         writer.write_tensor_data(out).map_err(TensorError::Io)?;
+        reader.release_rows(first, n);
         on_progress(in_bytes_per_row * n as u64);
     }
+    reader.release_rows(0, rows);
     Ok(())
 }
 
