@@ -1,7 +1,7 @@
 //! Weight matrix × activations, with the dot kernels of [`crate::dot`], parallel over output rows.
 
 use crate::codec::dequantize_row;
-use crate::dot;
+use crate::dot::{self, DotTable};
 use crate::types::GgmlType;
 use rayon::prelude::*;
 
@@ -123,7 +123,14 @@ pub fn matmul(w: &Weights, x: &[f32], out: &mut [f32]) {
 /// [`matmul`] with activations already quantized (reuse them across matrices of the same type
 /// and width, e.g. the Q, K and V projections).
 pub fn matmul_quantized(w: &Weights, act: &Activations, out: &mut [f32]) {
-    let k = dot::kernel(w.ty).unwrap_or_else(|| panic!("no dot kernel for {}", w.ty));
+    matmul_quantized_with(dot::table(), w, act, out)
+}
+
+/// [`matmul_quantized`] with the kernels of a given table (benchmarks compare scalar and SIMD).
+pub fn matmul_quantized_with(table: &DotTable, w: &Weights, act: &Activations, out: &mut [f32]) {
+    let k = table
+        .kernel(w.ty)
+        .unwrap_or_else(|| panic!("no dot kernel for {}", w.ty));
     assert_eq!(k.act, act.ty, "activations quantized for another type");
     assert_eq!(
         Some(act.row_bytes),
@@ -140,6 +147,9 @@ pub fn matmul_quantized(w: &Weights, act: &Activations, out: &mut [f32]) {
             .for_each(|(ci, o)| {
                 let r0 = ci * rows_per_task(w.rows);
                 for (i, o) in o.iter_mut().enumerate() {
+                    if r0 + i + 1 < w.rows {
+                        dot::prefetch(w.row_data(r0 + i + 1));
+                    }
                     *o = dotf(cols, w.row_data(r0 + i), a);
                 }
             });

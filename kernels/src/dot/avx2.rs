@@ -161,7 +161,7 @@ fn bits_to_bytes(qh: &[u8]) -> __m256i {
     _mm256_cmpeq_epi8(_mm256_or_si256(spread, mask), _mm256_set1_epi8(-1))
 }
 
-/// The two-accumulator loop over a row of legacy blocks: `$blk(x, y, &mut acc, &mut extra)`
+/// The two-accumulator loop over a row of super-blocks: `$blk(x, y, &mut acc, &mut extra)`
 /// adds one block. Yields `hsum(acc) + extra`.
 macro_rules! row_loop {
     ($w:expr, $a:expr, $wb:expr, $ab:expr, $blk:ident) => {{
@@ -193,66 +193,117 @@ fn fma_block(acc: &mut __m256, d: f32, sums: __m256i) {
     *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums), *acc);
 }
 
+/// Σ (q−8)·y of a Q4_0 and a Q8_0 block in eight i32 lanes: unsigned levels times y, minus 8·y.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn blk_q4_0(x: &[u8], y: &[u8], acc: &mut __m256, _: &mut f32) {
-    let q = _mm256_sub_epi8(nibbles(&x[2..18]), _mm256_set1_epi8(8));
-    fma_block(acc, h(x, 0) * h(y, 0), mul_sum_i8(q, ld256(&y[2..34])));
+fn isums_q4_0(x: &[u8], y: &[u8]) -> __m256i {
+    let yv = ld256(&y[2..34]);
+    let qy = _mm256_maddubs_epi16(nibbles(&x[2..18]), yv);
+    let y8 = _mm256_maddubs_epi16(_mm256_set1_epi8(8), yv);
+    _mm256_madd_epi16(_mm256_sub_epi16(qy, y8), _mm256_set1_epi16(1))
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn blk_q8_0(x: &[u8], y: &[u8], acc: &mut __m256, _: &mut f32) {
-    let s = mul_sum_i8(ld256(&x[2..34]), ld256(&y[2..34]));
-    fma_block(acc, h(x, 0) * h(y, 0), s);
+fn isums_q8_0(x: &[u8], y: &[u8]) -> __m256i {
+    mul_sum_i8(ld256(&x[2..34]), ld256(&y[2..34]))
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn blk_q5_0(x: &[u8], y: &[u8], acc: &mut __m256, _: &mut f32) {
+fn isums_q5_0(x: &[u8], y: &[u8]) -> __m256i {
     // A clear fifth bit makes the level nibble − 16: set the byte's top four bits.
     let high = _mm256_andnot_si256(bits_to_bytes(&x[2..6]), _mm256_set1_epi8(-16));
     let q = _mm256_or_si256(nibbles(&x[6..22]), high);
-    fma_block(acc, h(x, 0) * h(y, 0), mul_sum_i8(q, ld256(&y[2..34])));
+    mul_sum_i8(q, ld256(&y[2..34]))
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn blk_q4_1(x: &[u8], y: &[u8], acc: &mut __m256, extra: &mut f32) {
-    let s = mul_sum_u8_i8(nibbles(&x[4..20]), ld256(&y[4..36]));
-    fma_block(acc, h(x, 0) * h(y, 0), s);
-    *extra += h(x, 2) * h(y, 2);
+fn isums_q4_1(x: &[u8], y: &[u8]) -> __m256i {
+    mul_sum_u8_i8(nibbles(&x[4..20]), ld256(&y[4..36]))
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn blk_q5_1(x: &[u8], y: &[u8], acc: &mut __m256, extra: &mut f32) {
+fn isums_q5_1(x: &[u8], y: &[u8]) -> __m256i {
     let high = _mm256_and_si256(bits_to_bytes(&x[4..8]), _mm256_set1_epi8(0x10));
     let q = _mm256_or_si256(nibbles(&x[8..24]), high);
-    let s = mul_sum_u8_i8(q, ld256(&y[4..36]));
-    fma_block(acc, h(x, 0) * h(y, 0), s);
-    *extra += h(x, 2) * h(y, 2);
+    mul_sum_u8_i8(q, ld256(&y[4..36]))
+}
+
+/// The fp16 at offset `at` of four consecutive blocks of `stride` bytes, converted together.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn h4(b: &[u8], stride: usize, at: usize) -> __m128 {
+    let g = |k: usize| i16::from_le_bytes([b[k * stride + at], b[k * stride + at + 1]]);
+    _mm_cvtph_ps(_mm_setr_epi16(g(0), g(1), g(2), g(3), 0, 0, 0, 0))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum128(s: __m128) -> f32 {
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+/// A row of legacy blocks, four per step: the four `d·dy` are converted and multiplied as one
+/// vector, then each block's integer lanes (`$isums`) are scaled into two accumulators. With
+/// `$affine`, the `m·s` terms (Q4_1/Q5_1, fp16 at offset 2 of both blocks) are summed too.
+/// A tail of under four blocks goes one by one.
+macro_rules! quad_loop {
+    ($w:expr, $a:expr, $wb:expr, $ab:expr, $isums:ident, $affine:expr) => {{
+        let (w, a): (&[u8], &[u8]) = ($w, $a);
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut ms = _mm_setzero_ps();
+        let mut wc = w.chunks_exact(4 * $wb);
+        let mut ac = a.chunks_exact(4 * $ab);
+        for (x, y) in (&mut wc).zip(&mut ac) {
+            let d = _mm256_castps128_ps256(_mm_mul_ps(h4(x, $wb, 0), h4(y, $ab, 0)));
+            if $affine {
+                ms = _mm_fmadd_ps(h4(x, $wb, 2), h4(y, $ab, 2), ms);
+            }
+            for k in 0..4 {
+                let s = $isums(&x[k * $wb..(k + 1) * $wb], &y[k * $ab..(k + 1) * $ab]);
+                // Lane k of d in every lane (the upper, undefined half is never selected).
+                let dk = _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(k as i32));
+                acc[k % 2] = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(s), acc[k % 2]);
+            }
+        }
+        let mut extra = 0f32;
+        let rest = wc
+            .remainder()
+            .chunks_exact($wb)
+            .zip(ac.remainder().chunks_exact($ab));
+        for (x, y) in rest {
+            fma_block(&mut acc[0], h(x, 0) * h(y, 0), $isums(x, y));
+            if $affine {
+                extra += h(x, 2) * h(y, 2);
+            }
+        }
+        hsum_ps(_mm256_add_ps(acc[0], acc[1])) + (hsum128(ms) + extra)
+    }};
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q4_0_row(w: &[u8], a: &[u8]) -> f32 {
-    row_loop!(w, a, 18, 34, blk_q4_0)
+    quad_loop!(w, a, 18, 34, isums_q4_0, false)
 }
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q5_0_row(w: &[u8], a: &[u8]) -> f32 {
-    row_loop!(w, a, 22, 34, blk_q5_0)
+    quad_loop!(w, a, 22, 34, isums_q5_0, false)
 }
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q8_0_row(w: &[u8], a: &[u8]) -> f32 {
-    row_loop!(w, a, 34, 34, blk_q8_0)
+    quad_loop!(w, a, 34, 34, isums_q8_0, false)
 }
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q4_1_row(w: &[u8], a: &[u8]) -> f32 {
-    row_loop!(w, a, 20, 36, blk_q4_1)
+    quad_loop!(w, a, 20, 36, isums_q4_1, true)
 }
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q5_1_row(w: &[u8], a: &[u8]) -> f32 {
-    row_loop!(w, a, 24, 36, blk_q5_1)
+    quad_loop!(w, a, 24, 36, isums_q5_1, true)
 }
 
 // ---- K-quants: one 256-element super-block against one Q8_K block per call. ----

@@ -7,10 +7,18 @@
 use super::{check, unpack_k4_scales, unpack_q3k_scales, DotTable, Kernel};
 use crate::float::f16_bits_to_f32;
 use crate::types::GgmlType::{self, *};
+use std::sync::OnceLock;
+
+/// All 65536 fp16 values as f32 (256 KiB, built on first use): without F16C a table lookup is
+/// far cheaper than converting bit by bit, as in ggml's scalar code.
+fn f16_table() -> &'static [f32] {
+    static T: OnceLock<Vec<f32>> = OnceLock::new();
+    T.get_or_init(|| (0..=u16::MAX).map(f16_bits_to_f32).collect())
+}
 
 #[inline]
 pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
-    f16_bits_to_f32(u16::from_le_bytes([b[at], b[at + 1]]))
+    f16_table()[usize::from(u16::from_le_bytes([b[at], b[at + 1]]))]
 }
 
 #[inline]
