@@ -285,9 +285,52 @@ macro_rules! quad_loop {
     }};
 }
 
+/// Q4_0 works on pairs of blocks: both blocks' low nibbles share one vector (block k in the low
+/// lane, k+1 in the high lane), their high nibbles another, against the matching activation
+/// halves. That saves the per-block lane shuffle of [`nibbles`] (12 → 10 ops per block), which
+/// matters because Q4_0 matvec is compute-bound on AVX2.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q4_0_row(w: &[u8], a: &[u8]) -> f32 {
-    quad_loop!(w, a, 18, 34, isums_q4_0, false)
+    let m4 = _mm256_set1_epi8(0x0f);
+    let eight = _mm256_set1_epi8(8);
+    let ones = _mm256_set1_epi16(1);
+    // d of block 2p in lanes 0-3, of block 2p+1 in lanes 4-7.
+    let pick = [
+        _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1),
+        _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
+    ];
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut wc = w.chunks_exact(4 * 18);
+    let mut ac = a.chunks_exact(4 * 34);
+    for (x, y) in (&mut wc).zip(&mut ac) {
+        let d = _mm256_castps128_ps256(_mm_mul_ps(h4(x, 18, 0), h4(y, 34, 0)));
+        for p in 0..2 {
+            let (x0, x1) = (&x[36 * p + 2..36 * p + 18], &x[36 * p + 20..36 * p + 36]);
+            let (y0, y1) = (&y[68 * p + 2..68 * p + 34], &y[68 * p + 36..68 * p + 68]);
+            let q = _mm256_set_m128i(ld128(x1), ld128(x0));
+            let lo = _mm256_and_si256(q, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+            let ylo = _mm256_set_m128i(ld128(y1), ld128(y0));
+            let yhi = _mm256_set_m128i(ld128(&y1[16..]), ld128(&y0[16..]));
+            // |q·y| pair sums ≤ 2·15·127 and 2·8·127: two of each still fit in i16.
+            let qy = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_maddubs_epi16(hi, yhi));
+            let y8 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(eight, ylo),
+                _mm256_maddubs_epi16(eight, yhi),
+            );
+            let sums = _mm256_madd_epi16(_mm256_sub_epi16(qy, y8), ones);
+            let dk = _mm256_permutevar8x32_ps(d, pick[p]);
+            acc[p] = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(sums), acc[p]);
+        }
+    }
+    let rest = wc
+        .remainder()
+        .chunks_exact(18)
+        .zip(ac.remainder().chunks_exact(34));
+    for (x, y) in rest {
+        fma_block(&mut acc[0], h(x, 0) * h(y, 0), isums_q4_0(x, y));
+    }
+    hsum_ps(_mm256_add_ps(acc[0], acc[1]))
 }
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q5_0_row(w: &[u8], a: &[u8]) -> f32 {
