@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod convert;
 pub mod error;
+pub mod eval;
 pub mod inspect;
 pub mod metadata;
 pub mod model;

@@ -13,3 +13,11 @@ pub fn bytes_bar(total: u64) -> ProgressBar {
     );
     bar
 }
+
+/// A bar over `total` items of `unit` (e.g. perplexity chunks).
+pub fn count_bar(total: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} eta {{eta}} {{msg}}");
+    bar.set_style(ProgressStyle::with_template(&template).expect("static template"));
+    bar
+}

@@ -1,12 +1,15 @@
 //! The command line (clap): a thin layer that parses, calls the library and prints.
 
-use crate::convert::{self, ConvertOptions, ConvertReport};
+mod eval;
+mod report;
+
+use crate::convert::{self, ConvertOptions};
 use crate::error::{Error, Result};
 use crate::inspect;
 use crate::plan::{self, FileType, PlanOptions, TypeOverride};
+use crate::runtime::generate::GenerateOptions;
 use clap::{Args, Parser, Subcommand};
-use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -81,6 +84,58 @@ pub enum Command {
         /// No BOS (nor EOS, for models that append one): llama.cpp's add_special = false.
         #[arg(long)]
         no_bos: bool,
+    },
+    /// Generate text from a prompt.
+    Run {
+        model: PathBuf,
+        #[arg(short, long)]
+        prompt: String,
+        /// Tokens to generate at most.
+        #[arg(short = 'n', long, default_value_t = 128)]
+        n_predict: usize,
+        /// Temperature; 0 is greedy (deterministic).
+        #[arg(long, default_value_t = 0.8)]
+        temp: f32,
+        /// Keep the K most likely tokens (0: all).
+        #[arg(long, default_value_t = 40)]
+        top_k: usize,
+        /// Keep the most likely tokens up to this probability mass.
+        #[arg(long, default_value_t = 0.95)]
+        top_p: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Context size (prompt + generated tokens).
+        #[arg(long, default_value_t = 2048)]
+        ctx: usize,
+    },
+    /// Perplexity of a text, computed as llama.cpp's llama-perplexity does.
+    Perplexity {
+        model: PathBuf,
+        #[arg(short, long, value_name = "TEXT")]
+        file: PathBuf,
+        #[arg(long, default_value_t = 512)]
+        ctx: usize,
+        /// Evaluate at most this many chunks.
+        #[arg(long)]
+        chunks: Option<usize>,
+        /// Print JSON instead of `PPL = x +/- e`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prompt-processing and generation speed (like llama-bench) and the memory roofline.
+    Bench {
+        model: PathBuf,
+        /// Prompt tokens.
+        #[arg(short = 'p', long, default_value_t = 512)]
+        pp: usize,
+        /// Generated tokens.
+        #[arg(short = 'n', long, default_value_t = 128)]
+        tg: usize,
+        /// Repetitions (the best is reported).
+        #[arg(short = 'r', long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -167,7 +222,7 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             let opts = quant.options(&file_type, false)?;
             let report = convert::convert(&src, &output, &opts)?;
-            print_report(&output, &report, quant.json.as_deref())
+            report::print_report(&output, &report, quant.json.as_deref())
         }
         Command::Quantize {
             input,
@@ -178,7 +233,7 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             let opts = quant.options(&file_type, allow_requantize)?;
             let report = convert::convert(&input, &output, &opts)?;
-            print_report(&output, &report, quant.json.as_deref())
+            report::print_report(&output, &report, quant.json.as_deref())
         }
         Command::Inspect { file, json } => {
             let d = inspect::describe(&file)?;
@@ -198,107 +253,38 @@ pub fn run(cli: Cli) -> Result<()> {
             prompt,
             json,
             no_bos,
-        } => tokenize(&model, file.as_deref(), prompt.as_deref(), json, !no_bos),
-    }
-}
-
-/// Per-type summary, fallbacks, and the closing line; the same as JSON with `--json FILE`.
-fn print_report(out: &Path, r: &ConvertReport, json_path: Option<&Path>) -> Result<()> {
-    let types = plan::summarize(&r.tensors);
-    eprintln!(
-        "{:<6} {:>8} {:>14} {:>8}",
-        "type", "tensors", "bytes", "bpw"
-    );
-    for (ty, n, bytes, elems) in &types {
-        let bpw = *bytes as f64 * 8.0 / (*elems).max(1) as f64;
-        eprintln!("{:<6} {n:>8} {bytes:>14} {bpw:>8.3}", ty.name());
-    }
-    for t in r.tensors.iter().filter(|t| t.fallback.is_some()) {
-        eprintln!(
-            "fallback: {}: {}",
-            t.name,
-            t.fallback.as_deref().unwrap_or("")
-        );
-    }
-    let mb_s = r.input_bytes as f64 / 1e6 / r.seconds.max(1e-9);
-    eprintln!(
-        "wrote {}: {} tensors, {:.1} MiB, {:.2} s, {mb_s:.0} MB/s of input",
-        out.display(),
-        r.tensors.len(),
-        r.output_bytes as f64 / (1 << 20) as f64,
-        r.seconds
-    );
-    let Some(path) = json_path else {
-        return Ok(());
-    };
-    let report = json!({
-        "output": out,
-        "output_bytes": r.output_bytes,
-        "input_bytes": r.input_bytes,
-        "seconds": r.seconds,
-        "types": types.iter().map(|(ty, n, bytes, elems)| json!({
-            "type": ty.name(), "tensors": n, "bytes": bytes,
-            "bits_per_weight": *bytes as f64 * 8.0 / (*elems).max(1) as f64,
-        })).collect::<Vec<_>>(),
-        "tensors": r.tensors.iter().map(|t| json!({
-            "name": t.name, "shape": t.shape, "type": t.ty.name(),
-            "bytes": t.n_bytes(), "fallback": t.fallback,
-        })).collect::<Vec<_>>(),
-    });
-    let text = serde_json::to_string_pretty(&report).expect("JSON values serialize");
-    std::fs::write(path, text).map_err(|e| Error::io(path, "cannot write report", e))
-}
-
-/// `llq tokenize`: one line of space-separated ids (or one JSON array) per input line.
-fn tokenize(
-    model: &Path,
-    file: Option<&Path>,
-    prompt: Option<&str>,
-    json: bool,
-    add_bos: bool,
-) -> Result<()> {
-    use crate::runtime::tokenizer::Tokenizer;
-    use std::io::{Read, Write};
-    let gguf = llq_formats::gguf::GgufFile::open(model)?;
-    let tok = Tokenizer::from_gguf(&gguf).map_err(|e| Error::file(model, e))?;
-    let text = match (prompt, file) {
-        (Some(p), _) => p.to_string(),
-        (None, Some(path)) => {
-            let bytes = if path == Path::new("-") {
-                let mut b = Vec::new();
-                std::io::stdin()
-                    .read_to_end(&mut b)
-                    .map_err(|e| Error::io(path, "cannot read standard input", e))?;
-                b
-            } else {
-                std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?
+        } => eval::tokenize(&model, file.as_deref(), prompt.as_deref(), json, !no_bos),
+        Command::Run {
+            model,
+            prompt,
+            n_predict,
+            temp,
+            top_k,
+            top_p,
+            seed,
+            ctx,
+        } => {
+            let opts = GenerateOptions {
+                prompt,
+                n_predict,
+                n_ctx: ctx,
+                sampler: eval::sampler(temp, top_k, top_p, seed),
             };
-            String::from_utf8(bytes).map_err(|e| {
-                Error::file(
-                    path,
-                    format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
-                )
-            })?
+            eval::run(&model, &opts)
         }
-        (None, None) => return Err(Error::Usage("give -f TEXT or -p PROMPT".into())),
-    };
-    // A prompt is one input; a file is its lines ("\n" or "\r\n" endings, as str::lines).
-    let lines: Vec<&str> = match prompt {
-        Some(_) => vec![text.as_str()],
-        None => text.lines().collect(),
-    };
-    // BOS (and EOS) as the model's add_bos_token / add_eos_token say, unless --no-bos.
-    let ids: Vec<Vec<u32>> = lines.iter().map(|l| tok.tokenize(l, add_bos)).collect();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let write_err = |e| Error::io("<stdout>", "cannot write", e);
-    if json {
-        let s = serde_json::to_string(&ids).expect("ids serialize");
-        writeln!(out, "{s}").map_err(write_err)?;
-    } else {
-        for line in &ids {
-            let strs: Vec<String> = line.iter().map(u32::to_string).collect();
-            writeln!(out, "{}", strs.join(" ")).map_err(write_err)?;
-        }
+        Command::Perplexity {
+            model,
+            file,
+            ctx,
+            chunks,
+            json,
+        } => eval::perplexity(&model, &file, ctx, chunks, json),
+        Command::Bench {
+            model,
+            pp,
+            tg,
+            reps,
+            json,
+        } => eval::bench(&model, pp, tg, reps, json),
     }
-    out.flush().map_err(write_err)
 }

@@ -1,0 +1,3 @@
+//! Evaluation over text: perplexity the way llama.cpp computes it.
+
+pub mod perplexity;

@@ -1,0 +1,195 @@
+//! The LLaMA forward pass over a batch of tokens at consecutive positions, with a KV cache:
+//! many tokens at once for prompts and perplexity (matrix × matrix), one for generation.
+
+use super::model::{Layer, Model};
+use super::ops::{self, Rope};
+use llq_kernels::matmul::matmul;
+use rayon::prelude::*;
+
+/// Keys and values of every layer for positions `0..len`, in f32.
+pub struct KvCache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    kv_dim: usize,
+    capacity: usize,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn new(model: &Model, capacity: usize) -> KvCache {
+        let hp = &model.hp;
+        let kv_dim = hp.n_head_kv * hp.head_dim();
+        let layer = || vec![0f32; capacity * kv_dim];
+        KvCache {
+            k: (0..hp.n_layer).map(|_| layer()).collect(),
+            v: (0..hp.n_layer).map(|_| layer()).collect(),
+            kv_dim,
+            capacity,
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// Which positions' logits a forward pass returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    All,
+    Last,
+    /// Batch positions `i..` (perplexity scores only the second half of a chunk).
+    From(usize),
+}
+
+/// The evaluator: a model plus the scratch state of a forward pass.
+pub struct Session<'m> {
+    pub model: &'m Model,
+    rope: Rope,
+}
+
+impl<'m> Session<'m> {
+    pub fn new(model: &'m Model) -> Session<'m> {
+        let hp = &model.hp;
+        let rope = Rope::new(hp.head_dim(), hp.rope_theta, model.rope_freqs.as_deref());
+        Session { model, rope }
+    }
+
+    /// Run `tokens` at positions `cache.len()..`, append them to the cache and return logits
+    /// (`n_vocab` per returned position). Panics if the cache is too small: callers check.
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, which: Logits) -> Vec<f32> {
+        let hp = &self.model.hp;
+        let (n, d) = (tokens.len(), hp.n_embd);
+        assert!(cache.len + n <= cache.capacity, "context overflow");
+        let embd = self.model.weights(&self.model.tok_embd);
+        let mut x = vec![0f32; n * d];
+        for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {
+            embd.row(t as usize, row);
+        }
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            self.layer(i, layer, &mut x, n, cache);
+        }
+        cache.len += n;
+        let first = match which {
+            Logits::All => 0,
+            Logits::Last => n - 1,
+            Logits::From(i) => i.min(n - 1),
+        };
+        let mut x = x[first * d..].to_vec();
+        let rows = n - first;
+        for row in x.chunks_exact_mut(d) {
+            ops::rms_norm(row, &self.model.output_norm, hp.norm_eps);
+        }
+        let mut logits = vec![0f32; rows * hp.n_vocab];
+        matmul(&self.model.weights(&self.model.output), &x, &mut logits);
+        logits
+    }
+
+    fn layer(&self, index: usize, layer: &Layer, x: &mut [f32], n: usize, cache: &mut KvCache) {
+        let m = self.model;
+        let hp = &m.hp;
+        let (d, hd, kv_dim) = (hp.n_embd, hp.head_dim(), cache.kv_dim);
+        let start = cache.len;
+
+        let mut h = x.to_vec();
+        for row in h.chunks_exact_mut(d) {
+            ops::rms_norm(row, &layer.attn_norm, hp.norm_eps);
+        }
+        let mut q = vec![0f32; n * d];
+        matmul(&m.weights(&layer.wq), &h, &mut q);
+        let k = &mut cache.k[index][start * kv_dim..(start + n) * kv_dim];
+        matmul(&m.weights(&layer.wk), &h, k);
+        let v = &mut cache.v[index][start * kv_dim..(start + n) * kv_dim];
+        matmul(&m.weights(&layer.wv), &h, v);
+        for t in 0..n {
+            self.rope.apply(&mut q[t * d..(t + 1) * d], hd, start + t);
+            let k = &mut cache.k[index][(start + t) * kv_dim..(start + t + 1) * kv_dim];
+            self.rope.apply(k, hd, start + t);
+        }
+
+        let attn = attention(
+            &q,
+            &cache.k[index][..(start + n) * kv_dim],
+            &cache.v[index][..(start + n) * kv_dim],
+            AttnShape {
+                n_head: hp.n_head,
+                n_head_kv: hp.n_head_kv,
+                head_dim: hd,
+                start,
+            },
+        );
+        let mut o = vec![0f32; n * d];
+        matmul(&m.weights(&layer.wo), &attn, &mut o);
+        add(x, &o);
+
+        h.copy_from_slice(x);
+        for row in h.chunks_exact_mut(d) {
+            ops::rms_norm(row, &layer.ffn_norm, hp.norm_eps);
+        }
+        let mut gate = vec![0f32; n * hp.n_ff];
+        let mut up = vec![0f32; n * hp.n_ff];
+        matmul(&m.weights(&layer.w_gate), &h, &mut gate);
+        matmul(&m.weights(&layer.w_up), &h, &mut up);
+        ops::swiglu(&mut gate, &up);
+        matmul(&m.weights(&layer.w_down), &gate, &mut o);
+        add(x, &o);
+    }
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AttnShape {
+    n_head: usize,
+    n_head_kv: usize,
+    head_dim: usize,
+    /// Position of the first query token.
+    start: usize,
+}
+
+/// Causal multi-head attention with grouped KV heads: query token t (at position start + t)
+/// attends to cached positions 0..=start + t. Parallel over (token, head).
+fn attention(q: &[f32], k: &[f32], v: &[f32], s: AttnShape) -> Vec<f32> {
+    let (hd, d) = (s.head_dim, s.n_head * s.head_dim);
+    let kv_dim = s.n_head_kv * hd;
+    let group = s.n_head / s.n_head_kv;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut out = vec![0f32; q.len()];
+    out.par_chunks_mut(hd).enumerate().for_each(|(i, out)| {
+        let (t, head) = (i / s.n_head, i % s.n_head);
+        let qh = &q[t * d + head * hd..t * d + (head + 1) * hd];
+        let kv_off = (head / group) * hd;
+        let n_pos = s.start + t + 1;
+        let mut scores: Vec<f32> = (0..n_pos)
+            .map(|p| {
+                let kp = &k[p * kv_dim + kv_off..p * kv_dim + kv_off + hd];
+                qh.iter().zip(kp).map(|(a, b)| a * b).sum::<f32>() * scale
+            })
+            .collect();
+        ops::softmax(&mut scores);
+        for (p, w) in scores.iter().enumerate() {
+            let vp = &v[p * kv_dim + kv_off..p * kv_dim + kv_off + hd];
+            for (o, x) in out.iter_mut().zip(vp) {
+                *o += w * x;
+            }
+        }
+    });
+    out
+}
