@@ -147,9 +147,6 @@ pub fn matmul_quantized_with(table: &DotTable, w: &Weights, act: &Activations, o
             .for_each(|(ci, o)| {
                 let r0 = ci * rows_per_task(w.rows);
                 for (i, o) in o.iter_mut().enumerate() {
-                    if r0 + i + 1 < w.rows {
-                        dot::prefetch(w.row_data(r0 + i + 1));
-                    }
                     *o = dotf(cols, w.row_data(r0 + i), a);
                 }
             });

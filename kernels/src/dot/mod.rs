@@ -126,25 +126,6 @@ pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
     (k.dot)(n, w, a)
 }
 
-/// Ask the CPU to start loading `bytes` into cache (a hint; no effect on results). The
-/// one-token matmul calls it on the next weight row while dotting the current one, so that the
-/// stream of weights from memory overlaps the arithmetic.
-#[inline]
-pub fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        // SAFETY: prefetch is a hint that never faults and reads nothing architecturally;
-        // the address is inside a live slice anyway. SSE is baseline on x86_64.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
-}
-
 /// Check a kernel's arguments: `n` is whole blocks and both rows have exactly its bytes.
 /// Returns the number of blocks.
 #[inline]
