@@ -268,7 +268,7 @@ enum TensorError {
 
 /// Convert one tensor in row chunks: each chunk is decoded and encoded in parallel tasks, then
 /// written in order, so the output does not depend on the thread count.
-fn convert_tensor<W: Write>(
+fn convert_tensor<W: Write + Send>(
     tensor: &SourceTensor,
     plan: &TensorPlan,
     importance: Option<&[f32]>,
@@ -278,45 +278,101 @@ fn convert_tensor<W: Write>(
 ) -> std::result::Result<(), TensorError> {
     let reader = &tensor.reader;
     let (rows, cols) = (reader.rows(), reader.cols());
-    let row_len = *plan.shape.last().unwrap_or(&1);
-    let out_row_bytes =
-        plan.ty.row_bytes(row_len).expect("plan checked block fit") * (cols / row_len);
     let tasks_per_chunk = rayon::current_num_threads() * 4;
     // Small tensors are still split across every thread.
     let rows_per_task = (TASK_ELEMENTS / cols)
         .min(rows.div_ceil(tasks_per_chunk))
         .max(1);
+    let encoder = ChunkEncoder {
+        tensor,
+        plan,
+        importance,
+        allow_nonfinite: opts.allow_nonfinite,
+        rows_per_task,
+    };
     let rows_per_chunk = rows_per_task * tasks_per_chunk;
+    let chunks: Vec<(usize, usize)> = (0..rows)
+        .step_by(rows_per_chunk)
+        .map(|first| (first, rows_per_chunk.min(rows - first)))
+        .collect();
     let in_bytes_per_row = reader.source_bytes() / rows as u64;
-    let mut out = vec![0u8; rows_per_chunk.min(rows) * out_row_bytes];
-    for first in (0..rows).step_by(rows_per_chunk) {
-        let n = rows_per_chunk.min(rows - first);
-        let out = &mut out[..n * out_row_bytes];
-        out.par_chunks_mut(rows_per_task * out_row_bytes)
-            .enumerate()
-            .try_for_each(|(task, dst)| {
-                let first_row = first + task * rows_per_task;
-                let mut buf = vec![0f32; dst.len() / out_row_bytes * cols];
-                reader.read_rows(first_row, &mut buf);
-                if !opts.allow_nonfinite {
-                    check_finite(&tensor.name, first_row, cols, &buf)?;
-                }
-                let out_bytes = plan.ty.row_bytes(row_len).expect("checked");
-                for (src, dst) in buf
-                    .chunks_exact(row_len)
-                    .zip(dst.chunks_exact_mut(out_bytes))
-                {
-                    llq_kernels::quantize_row(plan.ty, src, dst, importance);
-                }
-                Ok(())
-            })
-            .map_err(TensorError::Data)?;
-        writer.write_tensor_data(out).map_err(TensorError::Io)?;
+    let capacity = rows_per_chunk.min(rows) * encoder.out_row_bytes();
+    let (mut current, mut next) = (vec![0u8; capacity], vec![0u8; capacity]);
+    encoder.encode(chunks[0], &mut current)?;
+    for (i, &(first, n)) in chunks.iter().enumerate() {
+        // Write chunk i while chunk i + 1 is encoded: the disk and the cores work at once.
+        let bytes = &current[..n * encoder.out_row_bytes()];
+        let (written, encoded) = rayon::join(
+            || writer.write_tensor_data(bytes).map_err(TensorError::Io),
+            || match chunks.get(i + 1) {
+                Some(&following) => encoder.encode(following, &mut next),
+                None => Ok(()),
+            },
+        );
+        written?;
+        encoded?;
         reader.release_rows(first, n);
         on_progress(in_bytes_per_row * n as u64);
+        std::mem::swap(&mut current, &mut next);
     }
     reader.release_rows(0, rows);
     Ok(())
+}
+
+/// Encodes row chunks of one tensor into its target type, in parallel tasks of
+/// `rows_per_task` rows; each worker reuses one f32 buffer.
+struct ChunkEncoder<'a> {
+    tensor: &'a SourceTensor,
+    plan: &'a TensorPlan,
+    importance: Option<&'a [f32]>,
+    allow_nonfinite: bool,
+    rows_per_task: usize,
+}
+
+impl ChunkEncoder<'_> {
+    fn row_len(&self) -> usize {
+        *self.plan.shape.last().unwrap_or(&1)
+    }
+
+    /// Output bytes of one source row (a row of the reader may hold several GGUF rows).
+    fn out_row_bytes(&self) -> usize {
+        let row_len = self.row_len();
+        self.plan
+            .ty
+            .row_bytes(row_len)
+            .expect("plan checked block fit")
+            * (self.tensor.reader.cols() / row_len)
+    }
+
+    /// Encode rows `first..first + n` into the start of `out`.
+    fn encode(
+        &self,
+        (first, n): (usize, usize),
+        out: &mut [u8],
+    ) -> std::result::Result<(), TensorError> {
+        let (cols, row_len) = (self.tensor.reader.cols(), self.row_len());
+        let out_row_bytes = self.out_row_bytes();
+        let gguf_row_bytes = self.plan.ty.row_bytes(row_len).expect("checked");
+        out[..n * out_row_bytes]
+            .par_chunks_mut(self.rows_per_task * out_row_bytes)
+            .enumerate()
+            .try_for_each_init(Vec::new, |buf, (task, dst)| {
+                let first_row = first + task * self.rows_per_task;
+                buf.resize(dst.len() / out_row_bytes * cols, 0f32);
+                self.tensor.reader.read_rows(first_row, buf);
+                if !self.allow_nonfinite {
+                    check_finite(&self.tensor.name, first_row, cols, buf)?;
+                }
+                for (src, dst) in buf
+                    .chunks_exact(row_len)
+                    .zip(dst.chunks_exact_mut(gguf_row_bytes))
+                {
+                    llq_kernels::quantize_row(self.plan.ty, src, dst, self.importance);
+                }
+                Ok(())
+            })
+            .map_err(TensorError::Data)
+    }
 }
 
 /// Refuse NaN and infinite weights, naming the tensor and the row.

@@ -70,11 +70,12 @@ impl AtomicFile {
         &self.target
     }
 
-    /// Flush to disk and move into place.
+    /// Move the finished file into place. Like llama.cpp, no fsync: a rename makes the file
+    /// appear whole or not at all to other processes, and syncing a multi-gigabyte output
+    /// would double the conversion time (measured: 1.4 s → 4–5 s for 1 GB); durability across
+    /// a power cut is the filesystem's (or a `sync`) job.
     pub fn commit(mut self) -> Result<()> {
         let file = self.file.take().expect("file is open until commit");
-        file.sync_all()
-            .map_err(|e| Error::io(&self.target, "cannot write output", e))?;
         drop(file);
         std::fs::rename(&self.tmp, &self.target)
             .map_err(|e| Error::io(&self.target, "cannot move output into place", e))?;
