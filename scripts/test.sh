@@ -17,3 +17,7 @@ if [ ! -d "$LLQ_SHARED" ]; then
 fi
 
 cargo test --workspace "$@"
+# Again on the portable scalar kernels, so the reference path stays correct on every machine
+# (the first run used the SIMD kernels this CPU offers).
+echo "== the suite again with LLQ_KERNELS=scalar =="
+LLQ_KERNELS=scalar cargo test --workspace "$@"
