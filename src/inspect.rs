@@ -1,7 +1,7 @@
 //! `llq inspect`: what is inside a GGUF, safetensors or .pth file, as text or JSON.
 
 use crate::error::{Error, Result};
-use llq_formats::gguf::{GgufFile, Value, ValueType};
+use llq_formats::gguf::{GgufFile, Value};
 use llq_formats::{pth, safetensors, MappedTensors};
 use serde_json::{json, Value as Json};
 use std::io::Read;
@@ -26,37 +26,19 @@ pub fn describe(path: &Path) -> Result<Json> {
     }
 }
 
-/// gguf-py's names for value types, so dumps compare directly.
-fn type_name(t: ValueType) -> &'static str {
-    match t {
-        ValueType::U8 => "UINT8",
-        ValueType::I8 => "INT8",
-        ValueType::U16 => "UINT16",
-        ValueType::I16 => "INT16",
-        ValueType::U32 => "UINT32",
-        ValueType::I32 => "INT32",
-        ValueType::F32 => "FLOAT32",
-        ValueType::Bool => "BOOL",
-        ValueType::String => "STRING",
-        ValueType::Array => "ARRAY",
-        ValueType::U64 => "UINT64",
-        ValueType::I64 => "INT64",
-        ValueType::F64 => "FLOAT64",
-    }
-}
-
 fn describe_gguf(file: &GgufFile) -> Json {
+    // Value types by gguf-py's names (`UINT32`, …), so dumps compare directly.
     let metadata: Vec<Json> = file
         .metadata
         .iter()
         .map(|(key, value)| {
             let mut entry = json!({
                 "key": key,
-                "type": type_name(value.value_type()),
+                "type": value.value_type().name(),
                 "value": value.to_json(),
             });
             if let Value::Array(a) = value {
-                entry["element_type"] = json!(type_name(a.elem_type()));
+                entry["element_type"] = json!(a.elem_type().name());
             }
             entry
         })
