@@ -202,4 +202,41 @@ fn main() {
         }
         println!("{line}");
     }
+
+    // Prompt processing: 64 tokens at once, best table, every thread count.
+    let n_tok = 64;
+    let xs: Vec<f32> = (0..n_tok * N).map(|_| rng.normal()).collect();
+    println!(
+        "\nmatmul 4096x4096 x {n_tok} tokens ({}), GFLOP/s (2·rows·cols·tokens)",
+        dot::best_table().isa
+    );
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+        GgmlType::F16,
+    ] {
+        if let Some(f) = &filter {
+            if !ty.name().to_lowercase().contains(f.as_str()) {
+                continue;
+            }
+        }
+        let m = matrix(ty);
+        let w = Weights::new(ty, &m, N, N).unwrap();
+        let act = Activations::quantize(ty, &xs, N);
+        let mut out = vec![0f32; n_tok * N];
+        let mut line = format!("{:<6}", ty.name());
+        for (n, pool) in &pools {
+            let flops = 2 * N * N * n_tok;
+            let r = pool.install(|| {
+                rate(secs, flops, |_| {
+                    matmul_quantized_with(dot::best_table(), &w, &act, &mut out);
+                    black_box(&out);
+                })
+            });
+            line += &format!("  {n}T {r:>7.1}");
+        }
+        println!("{line}");
+    }
 }
