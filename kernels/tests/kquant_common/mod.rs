@@ -138,7 +138,7 @@ fn mixed_row(rng: &mut Rng) -> Vec<f32> {
                 1 => rng.normal().powi(3),
                 2 => rng.uniform() as f32 * 2.0 - 1.0,
                 3 => rng.normal().abs() + 0.3,
-                4 if rng.next_u64() % 5 == 0 => rng.normal(),
+                4 if rng.next_u64().is_multiple_of(5) => rng.normal(),
                 4 => 0.0,
                 _ => 0.7,
             };
