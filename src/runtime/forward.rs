@@ -3,7 +3,7 @@
 
 use super::model::{Layer, Model};
 use super::ops::{self, Rope};
-use llq_kernels::matmul::matmul;
+use llq_kernels::matmul::{matmul, matmul_quantized, Activations, Weights};
 use rayon::prelude::*;
 
 /// Keys and values of every layer for positions `0..len`, in f32.
@@ -109,11 +109,12 @@ impl<'m> Session<'m> {
             ops::rms_norm(row, &layer.attn_norm, hp.norm_eps);
         }
         let mut q = vec![0f32; n * d];
-        matmul(&m.weights(&layer.wq), &h, &mut q);
         let k = &mut cache.k[index][start * kv_dim..(start + n) * kv_dim];
-        matmul(&m.weights(&layer.wk), &h, k);
         let v = &mut cache.v[index][start * kv_dim..(start + n) * kv_dim];
-        matmul(&m.weights(&layer.wv), &h, v);
+        let mut shared = SharedInput::new(&h, d);
+        shared.matmul(&m.weights(&layer.wq), &mut q);
+        shared.matmul(&m.weights(&layer.wk), k);
+        shared.matmul(&m.weights(&layer.wv), v);
         for t in 0..n {
             self.rope.apply(&mut q[t * d..(t + 1) * d], hd, start + t);
             let k = &mut cache.k[index][(start + t) * kv_dim..(start + t + 1) * kv_dim];
@@ -141,11 +142,43 @@ impl<'m> Session<'m> {
         }
         let mut gate = vec![0f32; n * hp.n_ff];
         let mut up = vec![0f32; n * hp.n_ff];
-        matmul(&m.weights(&layer.w_gate), &h, &mut gate);
-        matmul(&m.weights(&layer.w_up), &h, &mut up);
+        let mut shared = SharedInput::new(&h, d);
+        shared.matmul(&m.weights(&layer.w_gate), &mut gate);
+        shared.matmul(&m.weights(&layer.w_up), &mut up);
         ops::swiglu(&mut gate, &up);
         matmul(&m.weights(&layer.w_down), &gate, &mut o);
         add(x, &o);
+    }
+}
+
+/// One input multiplied by several matrices (Q, K, V; gate, up): its activations are quantized
+/// once per activation type rather than once per matrix.
+struct SharedInput<'x> {
+    x: &'x [f32],
+    cols: usize,
+    quantized: Vec<Activations>,
+}
+
+impl<'x> SharedInput<'x> {
+    fn new(x: &'x [f32], cols: usize) -> Self {
+        SharedInput {
+            x,
+            cols,
+            quantized: Vec::new(),
+        }
+    }
+
+    fn matmul(&mut self, w: &Weights, out: &mut [f32]) {
+        let want = llq_kernels::dot::act_type(w.ty).expect("checked at load");
+        let act = match self.quantized.iter().position(|a| a.ty == want) {
+            Some(i) => &self.quantized[i],
+            None => {
+                self.quantized
+                    .push(Activations::quantize(w.ty, self.x, self.cols));
+                self.quantized.last().expect("just pushed")
+            }
+        };
+        matmul_quantized(w, act, out);
     }
 }
 
