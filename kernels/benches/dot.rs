@@ -1,5 +1,5 @@
 //! Matrix × vector throughput per weight type, in GB/s of weight data (10^9 bytes per second),
-//! scalar vs SIMD kernels on 1 and 2 threads, next to a plain memory-read bandwidth test.
+//! scalar vs each SIMD table (AVX2, AVX-512) on 1 and 2 threads, next to a plain memory-read bandwidth test.
 //!
 //! `cargo bench -p llq-kernels --bench dot` prints two tables for a 4096×4096 matrix:
 //! - `hot`: the same matrix over and over. Small types fit in L3 (32 MiB here), so this measures
@@ -146,10 +146,8 @@ fn main() {
             memory_read(pool, secs)
         );
     }
-    let tables: [(&str, &DotTable); 2] = [
-        ("scalar", dot::scalar_table()),
-        (dot::best_table().isa, dot::best_table()),
-    ];
+    // Every table this CPU supports: scalar, then AVX2 and AVX-512 where available.
+    let tables: Vec<(&str, &DotTable)> = dot::tables().into_iter().map(|t| (t.isa, t)).collect();
     let mut header = format!("{:<6} {:>9}", "type", "MB");
     for mode in ["hot", "dram"] {
         for (name, _) in &tables {

@@ -42,24 +42,51 @@ fn is_affine(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1)
 }
 
+/// The SIMD tables this CPU supports (AVX2, AVX-512), each compared with the scalar reference.
+fn simd_tables() -> Vec<&'static DotTable> {
+    dot::tables().into_iter().skip(1).collect()
+}
+
 #[test]
 fn simd_table_is_chosen_when_the_cpu_has_it() {
     #[cfg(target_arch = "x86_64")]
     {
-        let has = is_x86_feature_detected!("avx2")
+        let avx2 = is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("f16c");
-        assert_eq!(dot::best_table().isa, if has { "avx2" } else { "scalar" });
+        let avx512 = avx2
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni");
+        let best = match (avx512, avx2) {
+            (true, _) => "avx512vnni",
+            (false, true) => "avx2",
+            _ => "scalar",
+        };
+        assert_eq!(dot::best_table().isa, best);
+        assert_eq!(dot::avx2_table().map(|t| t.isa), avx2.then_some("avx2"));
+        assert_eq!(
+            dot::avx512_table().map(|t| t.isa),
+            avx512.then_some("avx512vnni")
+        );
+        assert_eq!(
+            dot::tables().len(),
+            1 + usize::from(avx2) + usize::from(avx512)
+        );
     }
     #[cfg(not(target_arch = "x86_64"))]
     assert_eq!(dot::best_table().isa, "scalar");
     assert_eq!(dot::scalar_table().isa, "scalar");
+    assert_eq!(dot::tables()[0].isa, "scalar");
 }
 
 #[test]
 fn every_weight_type_has_a_kernel() {
     for ty in WEIGHT_TYPES {
-        for t in [dot::scalar_table(), dot::best_table(), dot::table()] {
+        let mut all = dot::tables();
+        all.extend([dot::best_table(), dot::table()]);
+        for t in all {
             let k = t.kernel(ty).unwrap_or_else(|| panic!("{ty} in {}", t.isa));
             assert_eq!(Some(k.act), dot::act_type(ty));
         }
@@ -70,7 +97,13 @@ fn every_weight_type_has_a_kernel() {
 
 #[test]
 fn simd_equals_scalar_on_encoded_rows() {
-    let (simd, scal) = (dot::best_table(), dot::scalar_table());
+    for simd in simd_tables() {
+        encoded_rows(simd);
+    }
+}
+
+fn encoded_rows(simd: &DotTable) {
+    let (isa, scal) = (simd.isa, dot::scalar_table());
     let mut rng = Rng::new(1);
     for ty in WEIGHT_TYPES {
         for &n in lengths(ty) {
@@ -82,7 +115,7 @@ fn simd_equals_scalar_on_encoded_rows() {
                 let v = f64::from(dot_with(simd, ty, n, &w, &a));
                 assert!(
                     (v - s).abs() <= tol(n) * mag,
-                    "{ty} n={n} scale={scale}: simd {v} scalar {s} (mag {mag})"
+                    "{isa} {ty} n={n} scale={scale}: simd {v} scalar {s} (mag {mag})"
                 );
                 let rt = if is_affine(ty) { 1e-3 } else { tol(n) };
                 assert!(
@@ -147,7 +180,13 @@ fn levels(rng: &mut Rng) -> Vec<Named<i8>> {
 
 #[test]
 fn integer_parts_are_exact_on_adversarial_blocks() {
-    let (simd, scal) = (dot::best_table(), dot::scalar_table());
+    for simd in simd_tables() {
+        adversarial_blocks(simd);
+    }
+}
+
+fn adversarial_blocks(simd: &DotTable) {
+    let (isa, scal) = (simd.isa, dot::scalar_table());
     let mut rng = Rng::new(2);
     let limit = f64::from(1u32 << 24);
     let mut exact_checks = 0;
@@ -168,7 +207,7 @@ fn integer_parts_are_exact_on_adversarial_blocks() {
                     let (r, mag) = reference(ty, &w, &a, n);
                     let s = f64::from(dot_with(scal, ty, n, &w, &a));
                     let v = f64::from(dot_with(simd, ty, n, &w, &a));
-                    let what = format!("{ty} n={n} weights {wname} activations {aname}");
+                    let what = format!("{isa} {ty} n={n} weights {wname} activations {aname}");
                     if mag < limit {
                         // Every value is an integer below 2^24: no rounding anywhere.
                         assert_eq!(v, s, "{what}: simd vs scalar");
@@ -188,7 +227,13 @@ fn integer_parts_are_exact_on_adversarial_blocks() {
 
 #[test]
 fn simd_equals_scalar_with_random_scales() {
-    let (simd, scal) = (dot::best_table(), dot::scalar_table());
+    for simd in simd_tables() {
+        random_scales(simd);
+    }
+}
+
+fn random_scales(simd: &DotTable) {
+    let (isa, scal) = (simd.isa, dot::scalar_table());
     let mut rng = Rng::new(3);
     for ty in WEIGHT_TYPES {
         for &n in lengths(ty) {
@@ -208,7 +253,7 @@ fn simd_equals_scalar_with_random_scales() {
                 let v = f64::from(dot_with(simd, ty, n, &w, &a));
                 assert!(
                     (v - s).abs() <= tol(n) * mag,
-                    "{ty} n={n} d={d:#06x}: simd {v} scalar {s} (mag {mag})"
+                    "{isa} {ty} n={n} d={d:#06x}: simd {v} scalar {s} (mag {mag})"
                 );
             }
         }
@@ -251,27 +296,34 @@ fn lengths_are_checked() {
     assert!(r.is_err());
 }
 
-/// CI runs the suite twice, once with `LLQ_KERNELS=scalar`. Here: with the variable set the
-/// active table must be the scalar one; without it, run this very test again in a child process
-/// with the variable set, which then takes the first branch.
+/// CI runs the suite again with `LLQ_KERNELS=scalar` (and `=avx2`). Here: with the variable set
+/// the active table must be the one it names; without it, run this very test again in child
+/// processes with each value, which then take the first branches.
 #[test]
-fn llq_kernels_scalar_forces_the_reference() {
-    if std::env::var("LLQ_KERNELS").is_ok_and(|v| v == "scalar") {
-        assert_eq!(dot::active_isa(), "scalar");
-        assert!(std::ptr::eq(dot::table(), dot::scalar_table()));
-        return;
+fn llq_kernels_forces_a_table() {
+    match std::env::var("LLQ_KERNELS").as_deref() {
+        Ok("scalar") => {
+            assert_eq!(dot::active_isa(), "scalar");
+            assert!(std::ptr::eq(dot::table(), dot::scalar_table()));
+            return;
+        }
+        Ok("avx2") => {
+            let want = dot::avx2_table().unwrap_or(dot::scalar_table());
+            assert!(std::ptr::eq(dot::table(), want));
+            assert_eq!(dot::active_isa(), want.isa);
+            return;
+        }
+        _ => {}
     }
     assert_eq!(dot::active_isa(), dot::best_table().isa);
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "llq_kernels_scalar_forces_the_reference",
-            "--exact",
-            "--nocapture",
-        ])
-        .env("LLQ_KERNELS", "scalar")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("1 passed"), "{stdout}");
+    for value in ["scalar", "avx2"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["llq_kernels_forces_a_table", "--exact", "--nocapture"])
+            .env("LLQ_KERNELS", value)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "LLQ_KERNELS={value}: {stdout}");
+        assert!(stdout.contains("1 passed"), "LLQ_KERNELS={value}: {stdout}");
+    }
 }

@@ -8,7 +8,7 @@
 mod dot_common;
 
 use dot_common::*;
-use llq_kernels::matmul::{matmul, Weights};
+use llq_kernels::matmul::{matmul, matmul_quantized_with, Activations, Weights};
 use llq_kernels::{dot, GgmlType};
 
 fn check(ty: GgmlType, rows: usize, cols: usize, n_tok: usize, seed: u64) {
@@ -19,7 +19,25 @@ fn check(ty: GgmlType, rows: usize, cols: usize, n_tok: usize, seed: u64) {
     let x = rng.normals(n_tok * cols, 2.0);
     let mut out = vec![f32::NAN; n_tok * rows];
     matmul(&w, &x, &mut out);
+    check_out(ty, &w, &x, &out, rows, cols, n_tok);
+    // And with every table this CPU supports, not only the active one.
+    let act = Activations::quantize(ty, &x, cols);
+    for table in dot::tables() {
+        let mut o = vec![f32::NAN; n_tok * rows];
+        matmul_quantized_with(table, &w, &act, &mut o);
+        check_out(ty, &w, &x, &o, rows, cols, n_tok);
+    }
+}
 
+fn check_out(
+    ty: GgmlType,
+    w: &Weights,
+    x: &[f32],
+    out: &[f32],
+    rows: usize,
+    cols: usize,
+    n_tok: usize,
+) {
     let at = dot::act_type(ty).unwrap();
     let tol = if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
         1e-3

@@ -50,7 +50,7 @@ pub(super) fn table() -> Option<DotTable> {
 /// 32 bytes from the start of `s`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn ld256(s: &[u8]) -> __m256i {
+pub(super) fn ld256(s: &[u8]) -> __m256i {
     let s = &s[..32];
     // SAFETY: `s` holds 32 readable bytes; `loadu` has no alignment requirement.
     unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
@@ -59,7 +59,7 @@ fn ld256(s: &[u8]) -> __m256i {
 /// 16 bytes from the start of `s`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn ld128(s: &[u8]) -> __m128i {
+pub(super) fn ld128(s: &[u8]) -> __m128i {
     let s = &s[..16];
     // SAFETY: `s` holds 16 readable bytes; `loadu` has no alignment requirement.
     unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
@@ -68,7 +68,7 @@ fn ld128(s: &[u8]) -> __m128i {
 /// 8 bytes from the start of `s` into the low half of a vector.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn ld64(s: &[u8]) -> __m128i {
+pub(super) fn ld64(s: &[u8]) -> __m128i {
     let s = &s[..8];
     // SAFETY: `s` holds 8 readable bytes; `loadl_epi64` has no alignment requirement.
     unsafe { _mm_loadl_epi64(s.as_ptr().cast()) }
@@ -86,14 +86,14 @@ fn ldps(s: &[u8]) -> __m256 {
 /// One fp16 at `at`, converted with F16C.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn h(b: &[u8], at: usize) -> f32 {
+pub(super) fn h(b: &[u8], at: usize) -> f32 {
     let bits = u16::from_le_bytes([b[at], b[at + 1]]);
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hsum_ps(v: __m256) -> f32 {
+pub(super) fn hsum_ps(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
@@ -101,7 +101,7 @@ fn hsum_ps(v: __m256) -> f32 {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hsum_epi32_128(s: __m128i) -> i32 {
+pub(super) fn hsum_epi32_128(s: __m128i) -> i32 {
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
     _mm_cvtsi128_si32(s)
@@ -189,14 +189,14 @@ macro_rules! row_loop {
 /// Scale one block's eight lanes of integer sums by `d` into `acc`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn fma_block(acc: &mut __m256, d: f32, sums: __m256i) {
+pub(super) fn fma_block(acc: &mut __m256, d: f32, sums: __m256i) {
     *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums), *acc);
 }
 
 /// Σ (q−8)·y of a Q4_0 and a Q8_0 block in eight i32 lanes: unsigned levels times y, minus 8·y.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn isums_q4_0(x: &[u8], y: &[u8]) -> __m256i {
+pub(super) fn isums_q4_0(x: &[u8], y: &[u8]) -> __m256i {
     let yv = ld256(&y[2..34]);
     let qy = _mm256_maddubs_epi16(nibbles(&x[2..18]), yv);
     let y8 = _mm256_maddubs_epi16(_mm256_set1_epi8(8), yv);
@@ -205,7 +205,7 @@ fn isums_q4_0(x: &[u8], y: &[u8]) -> __m256i {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn isums_q8_0(x: &[u8], y: &[u8]) -> __m256i {
+pub(super) fn isums_q8_0(x: &[u8], y: &[u8]) -> __m256i {
     mul_sum_i8(ld256(&x[2..34]), ld256(&y[2..34]))
 }
 
@@ -235,7 +235,7 @@ fn isums_q5_1(x: &[u8], y: &[u8]) -> __m256i {
 /// The fp16 at offset `at` of four consecutive blocks of `stride` bytes, converted together.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn h4(b: &[u8], stride: usize, at: usize) -> __m128 {
+pub(super) fn h4(b: &[u8], stride: usize, at: usize) -> __m128 {
     let g = |k: usize| i16::from_le_bytes([b[k * stride + at], b[k * stride + at + 1]]);
     _mm_cvtph_ps(_mm_setr_epi16(g(0), g(1), g(2), g(3), 0, 0, 0, 0))
 }
@@ -352,8 +352,8 @@ fn q5_1_row(w: &[u8], a: &[u8]) -> f32 {
 // ---- K-quants: one 256-element super-block against one Q8_K block per call. ----
 
 /// Q8_K fields.
-const YQ: usize = 4;
-const YB: usize = 260;
+pub(super) const YQ: usize = 4;
+pub(super) const YB: usize = 260;
 
 /// A vector of 16 i16: `lo` in the low lane, `hi` in the high lane (two sub-block scales).
 #[inline]
@@ -366,7 +366,7 @@ fn scale_pair(lo: i16, hi: i16) -> __m256i {
 /// in eight i32 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn bsum_dot16(y: &[u8], s: __m256i) -> __m256i {
+pub(super) fn bsum_dot16(y: &[u8], s: __m256i) -> __m256i {
     _mm256_madd_epi16(ld256(&y[YB..YB + 32]), s)
 }
 

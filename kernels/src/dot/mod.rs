@@ -5,9 +5,10 @@
 //! weight's own format for F16, BF16 and F32. A kernel then works block by block: integer sums of
 //! level products (exact), scaled by the blocks' float factors and summed in f32.
 //!
-//! Every kernel has a scalar reference ([`scalar`]) and, on x86_64, an AVX2+FMA+F16C version. The
-//! table of function pointers is chosen once, at first use ([`table`]): the best ISA the CPU
-//! reports, unless the environment variable `LLQ_KERNELS=scalar` forces the reference. SIMD and
+//! Every kernel has a scalar reference ([`scalar`]) and, on x86_64, an AVX2+FMA+F16C version; the
+//! hottest ones (Q4_0, Q8_0, Q4_K, Q6_K) also an AVX-512+VNNI one. The table of function pointers
+//! is chosen once, at first use ([`table`]): the best ISA the CPU reports, unless the environment
+//! variable `LLQ_KERNELS=scalar` (or `=avx2`) forces the reference (or the AVX2 table). SIMD and
 //! scalar results agree exactly on the integer parts; the float accumulation order differs
 //! (SIMD keeps per-lane partial sums), so final results agree to rounding.
 
@@ -15,6 +16,8 @@ pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 use crate::codec;
 use crate::float;
@@ -84,32 +87,58 @@ pub fn scalar_table() -> &'static DotTable {
     T.get_or_init(scalar::table)
 }
 
-/// The best table this CPU supports, ignoring `LLQ_KERNELS` (tests compare it with the scalar one).
-pub fn best_table() -> &'static DotTable {
-    static T: OnceLock<&'static DotTable> = OnceLock::new();
-    T.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            static AVX2: OnceLock<Option<DotTable>> = OnceLock::new();
-            if let Some(t) = AVX2.get_or_init(avx2::table) {
-                return t;
-            }
-        }
-        scalar_table()
-    })
+/// The AVX2+FMA+F16C table, when this CPU has those features.
+pub fn avx2_table() -> Option<&'static DotTable> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static T: OnceLock<Option<DotTable>> = OnceLock::new();
+        T.get_or_init(avx2::table).as_ref()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }
 
-/// The table in use: [`best_table`], or [`scalar_table`] when `LLQ_KERNELS=scalar` was set when
-/// it was first asked for. Chosen once per process.
+/// The AVX-512 (F/BW/VL) + VNNI table, when this CPU has those features (and AVX2's). Types
+/// without an AVX-512 kernel keep their AVX2 one.
+pub fn avx512_table() -> Option<&'static DotTable> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static T: OnceLock<Option<DotTable>> = OnceLock::new();
+        T.get_or_init(avx512::table).as_ref()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+/// Every table this CPU supports, from the scalar reference to the best (tests compare them all).
+pub fn tables() -> Vec<&'static DotTable> {
+    let mut v = vec![scalar_table()];
+    v.extend(avx2_table());
+    v.extend(avx512_table());
+    v
+}
+
+/// The best table this CPU supports, ignoring `LLQ_KERNELS`: AVX-512+VNNI, else AVX2, else the
+/// scalar reference.
+pub fn best_table() -> &'static DotTable {
+    avx512_table()
+        .or_else(avx2_table)
+        .unwrap_or_else(scalar_table)
+}
+
+/// The table in use: [`best_table`], unless `LLQ_KERNELS` was set when it was first asked for:
+/// `scalar` forces the reference, `avx2` the AVX2 table (the scalar one if the CPU lacks AVX2).
+/// Chosen once per process.
 pub fn table() -> &'static DotTable {
     static T: OnceLock<&'static DotTable> = OnceLock::new();
     T.get_or_init(|| match std::env::var("LLQ_KERNELS") {
         Ok(v) if v.eq_ignore_ascii_case("scalar") => scalar_table(),
+        Ok(v) if v.eq_ignore_ascii_case("avx2") => avx2_table().unwrap_or_else(scalar_table),
         _ => best_table(),
     })
 }
 
-/// The ISA of the table in use: `"avx2"` or `"scalar"`.
+/// The ISA of the table in use: `"avx512vnni"`, `"avx2"` or `"scalar"`.
 pub fn active_isa() -> &'static str {
     table().isa
 }

@@ -1,0 +1,291 @@
+//! AVX-512 (F, BW, VL) + VNNI dot kernels (x86_64) for the types that dominate token generation:
+//! Q4_0, Q8_0, Q4_K and Q6_K. Every other type keeps its AVX2 kernel in this table.
+//!
+//! Same structure as [`super::avx2`]: safe `#[target_feature]` functions behind private wrappers
+//! that [`table`] installs only after `is_x86_feature_detected!` confirmed every feature they are
+//! compiled for (AVX-512 F/BW/VL/VNNI plus AVX2, FMA, F16C: a superset of the AVX2 table's, whose helpers are reused for block tails). The
+//! only other `unsafe` is the unaligned 64-byte load in [`ld512`], from a slice checked to hold it.
+//!
+//! Integer parts equal the scalar reference's exactly. `vpdpbusd` (u8 × i8, four products summed
+//! into an i32 lane) and `vpdpwssd` (i16 × i16, two products into an i32 lane) widen before they
+//! add and never saturate; `maddubs` is used only where its i16 pair sums stay far from saturation
+//! (|q|·|y| ≤ 63·127, two per pair). Q4_0 and Q8_0 take two 32-element blocks per 512-bit vector.
+
+use super::avx2::{
+    bsum_dot16, fma_block, h, h4, hsum_epi32_128, hsum_ps, isums_q4_0, isums_q8_0, ld128, ld256,
+    ld64, YB, YQ,
+};
+use super::scalar::f32_at;
+use super::{check, unpack_k4_scales, DotFn, DotTable};
+use crate::types::GgmlType::{self, *};
+use std::arch::x86_64::*;
+
+/// The table with the AVX-512 kernels over the AVX2 ones, or `None` when the CPU lacks any of
+/// AVX-512 F/BW/VL/VNNI, AVX2, FMA or F16C.
+pub(super) fn table() -> Option<DotTable> {
+    let has = is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512vnni");
+    if !has {
+        return None;
+    }
+    // Checks AVX2, FMA and F16C.
+    let mut t = super::avx2::table()?;
+    t.isa = "avx512vnni";
+    let entries: [(GgmlType, DotFn); 4] = [(Q4_0, q4_0), (Q8_0, q8_0), (Q4_K, q4_k), (Q6_K, q6_k)];
+    for (ty, dot) in entries {
+        t.set(ty, dot);
+    }
+    Some(t)
+}
+
+/// 64 bytes from the start of `s`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld512(s: &[u8]) -> __m512i {
+    let s = &s[..64];
+    // SAFETY: `s` holds 64 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm512_loadu_si512(s.as_ptr().cast()) }
+}
+
+/// `lo` in the low 256 bits, `hi` in the high 256 bits.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn join(lo: __m256i, hi: __m256i) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+}
+
+/// 32 i16 lanes: `a` in the low 16, `b` in the high 16.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn halves16(a: i16, b: i16) -> __m512i {
+    _mm512_mask_blend_epi16(0xffff_0000, _mm512_set1_epi16(a), _mm512_set1_epi16(b))
+}
+
+/// 32 i16 lanes: `a`, `b`, `c`, `d` in the four 128-bit lanes, low to high.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn quarters16(a: i16, b: i16, c: i16, d: i16) -> __m512i {
+    let ab = _mm512_mask_blend_epi16(0x0000_ff00, _mm512_set1_epi16(a), _mm512_set1_epi16(b));
+    let abc = _mm512_mask_blend_epi16(0x00ff_0000, ab, _mm512_set1_epi16(c));
+    _mm512_mask_blend_epi16(0xff00_0000, abc, _mm512_set1_epi16(d))
+}
+
+/// Block products `d` (lanes 0..4 of a 128-bit vector): lane `i` in i32 lanes 0..8, lane `j` in
+/// lanes 8..16.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn pick2(d: __m128, i: i32, j: i32) -> __m512 {
+    let idx = _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(i), _mm512_set1_epi32(j));
+    _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d))
+}
+
+/// Two Q4_0 blocks (`x0`, `x1`: 16 nibble bytes each) against their Q8_0 activations (`y0`, `y1`:
+/// 32 bytes each): Σ (q−8)·y in 16 i32 lanes, block 0 in lanes 0..8, block 1 in lanes 8..16.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn isums2_q4_0(x0: &[u8], x1: &[u8], y0: &[u8], y1: &[u8]) -> __m512i {
+    let q = _mm512_castsi256_si512(_mm256_set_m128i(ld128(x1), ld128(x0)));
+    // 128-bit lanes [x0, x0, x1, x1]; shifting lanes 1 and 3 puts the high nibbles there, which
+    // is the element order of the activations (low nibbles are elements 0..16 of a block).
+    let q = _mm512_shuffle_i64x2::<0b01_01_00_00>(q, q);
+    let q = _mm512_mask_srli_epi16::<4>(q, 0xff00_ff00, q);
+    let q = _mm512_and_si512(q, _mm512_set1_epi8(0x0f));
+    let y = join(ld256(y0), ld256(y1));
+    let z = _mm512_setzero_si512();
+    let qy = _mm512_dpbusd_epi32(z, q, y);
+    let y8 = _mm512_dpbusd_epi32(z, _mm512_set1_epi8(8), y);
+    _mm512_sub_epi32(qy, y8)
+}
+
+/// Two Q8_0 blocks against two Q8_0 activation blocks (32 bytes each): Σ x·y in 16 i32 lanes.
+/// |x| goes in as u8 (−128 becomes 128, still exact) and x's sign moves onto y, which must not
+/// hold −128 (activation quantizers never produce it).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn isums2_q8_0(x0: &[u8], x1: &[u8], y0: &[u8], y1: &[u8]) -> __m512i {
+    let x = join(ld256(x0), ld256(x1));
+    let y = join(ld256(y0), ld256(y1));
+    let z = _mm512_setzero_si512();
+    let neg = _mm512_movepi8_mask(x);
+    let sy = _mm512_mask_sub_epi8(y, neg, z, y);
+    _mm512_dpbusd_epi32(z, _mm512_abs_epi8(x), sy)
+}
+
+/// A row of 34-byte-activation legacy blocks, four per step: the four `d·dy` are converted as one
+/// vector, each pair of blocks goes through `$isums2` and is scaled into its own accumulator.
+/// A tail of under four blocks goes one by one through the AVX2 `$isums1`.
+macro_rules! quad_loop {
+    ($w:expr, $a:expr, $wb:expr, $qs:expr, $isums2:ident, $isums1:ident) => {{
+        let (w, a): (&[u8], &[u8]) = ($w, $a);
+        const WB: usize = $wb;
+        const QS: usize = $qs;
+        let mut acc = [_mm512_setzero_ps(); 2];
+        let mut wc = w.chunks_exact(4 * WB);
+        let mut ac = a.chunks_exact(4 * 34);
+        for (x, y) in (&mut wc).zip(&mut ac) {
+            let d = _mm_mul_ps(h4(x, WB, 0), h4(y, 34, 0));
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let (b0, b1) = (2 * p, 2 * p + 1);
+                let s = $isums2(
+                    &x[WB * b0 + 2..WB * b0 + 2 + QS],
+                    &x[WB * b1 + 2..WB * b1 + 2 + QS],
+                    &y[34 * b0 + 2..34 * b0 + 34],
+                    &y[34 * b1 + 2..34 * b1 + 34],
+                );
+                let dk = pick2(d, b0 as i32, b1 as i32);
+                *acc = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(s), *acc);
+            }
+        }
+        let mut tail = _mm256_setzero_ps();
+        let rest = wc
+            .remainder()
+            .chunks_exact(WB)
+            .zip(ac.remainder().chunks_exact(34));
+        for (x, y) in rest {
+            fma_block(&mut tail, h(x, 0) * h(y, 0), $isums1(x, y));
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) + hsum_ps(tail)
+    }};
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q4_0_row(w: &[u8], a: &[u8]) -> f32 {
+    quad_loop!(w, a, 18, 16, isums2_q4_0, isums_q4_0)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q8_0_row(w: &[u8], a: &[u8]) -> f32 {
+    quad_loop!(w, a, 34, 32, isums2_q8_0, isums_q8_0)
+}
+
+// ---- K-quants: one 256-element super-block against one Q8_K block per call. ----
+
+/// The two-accumulator loop over a row of super-blocks: `$blk(x, y, &mut acc, &mut extra)`
+/// adds one block. Yields `hsum(acc) + extra`.
+macro_rules! row_loop {
+    ($w:expr, $a:expr, $wb:expr, $blk:ident) => {{
+        let (w, a): (&[u8], &[u8]) = ($w, $a);
+        const WB: usize = $wb;
+        const AB: usize = 292;
+        let mut acc0 = _mm512_setzero_ps();
+        let mut acc1 = _mm512_setzero_ps();
+        let mut extra = 0f32;
+        let mut wc = w.chunks_exact(2 * WB);
+        let mut ac = a.chunks_exact(2 * AB);
+        for (x, y) in (&mut wc).zip(&mut ac) {
+            $blk(&x[..WB], &y[..AB], &mut acc0, &mut extra);
+            $blk(&x[WB..], &y[AB..], &mut acc1, &mut extra);
+        }
+        let rest = wc
+            .remainder()
+            .chunks_exact(WB)
+            .zip(ac.remainder().chunks_exact(AB));
+        for (x, y) in rest {
+            $blk(x, y, &mut acc0, &mut extra);
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + extra
+    }};
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn fma_block512(acc: &mut __m512, d: f32, sums: __m512i) {
+    *acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sums), *acc);
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn blk_q4_k(x: &[u8], y: &[u8], acc: &mut __m512, extra: &mut f32) {
+    let dy = f32_at(y, 0);
+    let (sc, mn) = unpack_k4_scales(&x[4..16]);
+    // Each min covers 32 elements = two bsums: add adjacent bsums, then dot with the mins.
+    let bs = ld256(&y[YB..YB + 32]);
+    let pairs = _mm_hadd_epi16(
+        _mm256_castsi256_si128(bs),
+        _mm256_extracti128_si256::<1>(bs),
+    );
+    let mins = _mm_cvtepu8_epi16(ld64(&mn));
+    let msum = hsum_epi32_128(_mm_madd_epi16(pairs, mins));
+    *extra -= (h(x, 2) * dy) * msum as f32;
+    let m4 = _mm512_set1_epi8(0x0f);
+    let mut sums = _mm512_setzero_si512();
+    for c in 0..4 {
+        // 32 bytes: low nibbles are sub-block 2c, high nibbles 2c+1; the 64 activations of
+        // both follow each other.
+        let q = ld256(&x[16 + 32 * c..]);
+        let q = _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), m4);
+        let yv = ld512(&y[YQ + 64 * c..]);
+        let scales = halves16(i16::from(sc[2 * c]), i16::from(sc[2 * c + 1]));
+        sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(q, yv), scales);
+    }
+    fma_block512(acc, h(x, 0) * dy, sums);
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn blk_q6_k(x: &[u8], y: &[u8], acc: &mut __m512, _: &mut f32) {
+    let dy = f32_at(y, 0);
+    let sc = &x[192..208];
+    // Levels are stored +32: take 32·Σ sc_j·bsum_j off in the integer lanes.
+    let sc16 = _mm256_cvtepi8_epi16(ld128(sc));
+    let off = _mm256_slli_epi32::<5>(bsum_dot16(y, sc16));
+    let mut sums = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), off));
+    let m4 = _mm512_set1_epi8(0x0f);
+    let m2 = _mm512_set1_epi8(0x30);
+    // Per 16-bit lane shift counts: the low 256 bits take the bits for elements 0..32 of a
+    // quarter, the high 256 bits those for 32..64.
+    let shl = halves16(4, 2);
+    let shr = halves16(0, 2);
+    for n in 0..2 {
+        // 64 low-bit bytes: elements 128n + 0..64 in the low nibbles, + 64..128 in the high.
+        let ql = ld512(&x[64 * n..]);
+        let qh = _mm512_broadcast_i64x4(ld256(&x[128 + 32 * n..]));
+        let lo = _mm512_or_si512(
+            _mm512_and_si512(ql, m4),
+            _mm512_and_si512(_mm512_sllv_epi16(qh, shl), m2),
+        );
+        let hi = _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4),
+            _mm512_and_si512(_mm512_srlv_epi16(qh, shr), m2),
+        );
+        for (k, q) in [lo, hi].into_iter().enumerate() {
+            let yv = ld512(&y[YQ + 128 * n + 64 * k..]);
+            // One 16-element sub-block per 128-bit lane.
+            let j = 8 * n + 4 * k;
+            let s = |i: usize| i16::from(sc[j + i] as i8);
+            let scales = quarters16(s(0), s(1), s(2), s(3));
+            sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(q, yv), scales);
+        }
+    }
+    fma_block512(acc, h(x, 208) * dy, sums);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q4_k_row(w: &[u8], a: &[u8]) -> f32 {
+    row_loop!(w, a, 144, blk_q4_k)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q6_k_row(w: &[u8], a: &[u8]) -> f32 {
+    row_loop!(w, a, 210, blk_q6_k)
+}
+
+// ---- Table entries: check the lengths, then enter the feature-enabled code. ----
+
+macro_rules! entry {
+    ($name:ident, $row:ident, $wt:expr, $at:expr) => {
+        fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
+            check(n, w, a, $wt, $at);
+            // SAFETY: this function is only reachable through the table built by `table()`,
+            // which checked that the CPU has AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C.
+            unsafe { $row(w, a) }
+        }
+    };
+}
+
+entry!(q4_0, q4_0_row, Q4_0, Q8_0);
+entry!(q8_0, q8_0_row, Q8_0, Q8_0);
+entry!(q4_k, q4_k_row, Q4_K, Q8_K);
+entry!(q6_k, q6_k_row, Q6_K, Q8_K);
