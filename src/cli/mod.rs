@@ -1,5 +1,6 @@
 //! The command line (clap): a thin layer that parses, calls the library and prints.
 
+mod compare;
 mod eval;
 mod report;
 
@@ -136,6 +137,71 @@ pub enum Command {
         reps: usize,
         #[arg(long)]
         json: bool,
+    },
+    /// Compare a quantized GGUF with its reference over a text: PPL of each and their ratio,
+    /// KL divergence, top-1 agreement, RMS Δp (llama.cpp's --kl-divergence statistics).
+    /// Exit code 1 when a gate fails, 2 for usage or input errors.
+    Compare {
+        /// Reference: an F32/F16/BF16 GGUF, or a Meta / Hugging Face checkpoint folder (run as F32).
+        reference: PathBuf,
+        /// Quantized GGUF.
+        quant: PathBuf,
+        #[arg(short, long, value_name = "TEXT")]
+        file: Option<PathBuf>,
+        #[arg(long, default_value_t = 512)]
+        ctx: usize,
+        /// Evaluate at most this many chunks.
+        #[arg(long)]
+        chunks: Option<usize>,
+        /// Also write the statistics as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Also print each tensor's relative RMSE against the reference, worst first.
+        #[arg(long)]
+        per_tensor: bool,
+        /// Fail (exit 1) when the mean KLD exceeds this.
+        #[arg(long, value_name = "X")]
+        max_kld: Option<f64>,
+        /// Fail (exit 1) when PPL(quant)/PPL(ref) exceeds this.
+        #[arg(long, value_name = "R")]
+        max_ppl_ratio: Option<f64>,
+        /// Fail (exit 1) when top-1 agreement is below this (fraction 0.9 or percentage 90).
+        #[arg(long, value_name = "F")]
+        min_top1: Option<f64>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Per-tensor relative RMSE of a quantized GGUF's weights against the reference, worst first.
+    #[command(name = "error")]
+    TensorError {
+        reference: PathBuf,
+        quant: PathBuf,
+        /// Also write the rows as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// Per file type: exact output size, bits per weight, KV cache at --ctx, and whether it fits.
+    Plan {
+        /// Checkpoint folder or GGUF.
+        src: PathBuf,
+        /// Memory available, e.g. 8GiB.
+        #[arg(long)]
+        ram: Option<String>,
+        /// Context for the KV cache size.
+        #[arg(long, default_value_t = 4096)]
+        ctx: usize,
+        #[arg(long)]
+        json: bool,
+        /// Also convert to each type and compare it with the F32 model on this text.
+        #[arg(long, value_name = "TEXT")]
+        measure: Option<PathBuf>,
+        /// Context of the --measure comparisons.
+        #[arg(long, default_value_t = 512)]
+        measure_ctx: usize,
+        /// Chunks of the --measure comparisons (default: all).
+        #[arg(long)]
+        chunks: Option<usize>,
     },
 }
 
@@ -286,5 +352,54 @@ pub fn run(cli: Cli) -> Result<()> {
             reps,
             json,
         } => eval::bench(&model, pp, tg, reps, json),
+        Command::Compare {
+            reference,
+            quant,
+            file,
+            ctx,
+            chunks,
+            json,
+            per_tensor,
+            max_kld,
+            max_ppl_ratio,
+            min_top1,
+            quiet,
+        } => compare::compare_cmd(&compare::CompareArgs {
+            reference,
+            quant,
+            text: file,
+            ctx,
+            chunks,
+            json,
+            per_tensor,
+            gates: crate::eval::compare::Gates {
+                max_kld,
+                max_ppl_ratio,
+                min_top1,
+            },
+            quiet,
+        }),
+        Command::TensorError {
+            reference,
+            quant,
+            json,
+        } => compare::error_cmd(&reference, &quant, json.as_deref()),
+        Command::Plan {
+            src,
+            ram,
+            ctx,
+            json,
+            measure,
+            measure_ctx,
+            chunks,
+        } => compare::plan_cmd(&compare::PlanArgs {
+            src,
+            ram,
+            ctx,
+            json,
+            measure,
+            measure_ctx,
+            chunks,
+        }),
     }
 }
