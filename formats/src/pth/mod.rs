@@ -24,6 +24,12 @@ pub fn open(path: &Path) -> Result<MappedTensors> {
     })
 }
 
+/// Parse a torch zip checkpoint held in `bytes` (what [`open`] does after mapping the file).
+/// Public so that fuzzers and tests can drive the reader without files.
+pub fn parse(bytes: &[u8]) -> std::result::Result<Vec<crate::TensorEntry>, String> {
+    read(bytes)
+}
+
 fn read(bytes: &[u8]) -> std::result::Result<Vec<crate::TensorEntry>, String> {
     check_not_legacy(bytes)?;
     let entries = zip::entries(bytes)?;
