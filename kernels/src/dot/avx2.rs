@@ -68,7 +68,7 @@ pub(super) fn ld128(s: &[u8]) -> __m128i {
 /// 8 bytes from the start of `s` into the low half of a vector.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn ld64(s: &[u8]) -> __m128i {
+fn ld64(s: &[u8]) -> __m128i {
     let s = &s[..8];
     // SAFETY: `s` holds 8 readable bytes; `loadl_epi64` has no alignment requirement.
     unsafe { _mm_loadl_epi64(s.as_ptr().cast()) }
@@ -101,7 +101,7 @@ pub(super) fn hsum_ps(v: __m256) -> f32 {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn hsum_epi32_128(s: __m128i) -> i32 {
+fn hsum_epi32_128(s: __m128i) -> i32 {
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
     _mm_cvtsi128_si32(s)
@@ -353,7 +353,7 @@ fn q5_1_row(w: &[u8], a: &[u8]) -> f32 {
 
 /// Q8_K fields.
 pub(super) const YQ: usize = 4;
-pub(super) const YB: usize = 260;
+const YB: usize = 260;
 
 /// A vector of 16 i16: `lo` in the low lane, `hi` in the high lane (two sub-block scales).
 #[inline]

@@ -1,22 +1,28 @@
 //! AVX-512 (F, BW, VL) + VNNI dot kernels (x86_64) for the types that dominate token generation:
-//! Q4_0, Q8_0, Q4_K and Q6_K. Every other type keeps its AVX2 kernel in this table.
+//! Q4_0, Q8_0 and Q6_K. Every other type keeps its AVX2 kernel in this table.
 //!
 //! Same structure as [`super::avx2`]: safe `#[target_feature]` functions behind private wrappers
 //! that [`table`] installs only after `is_x86_feature_detected!` confirmed every feature they are
-//! compiled for (AVX-512 F/BW/VL/VNNI plus AVX2, FMA, F16C: a superset of the AVX2 table's, whose helpers are reused for block tails). The
-//! only other `unsafe` is the unaligned 64-byte load in [`ld512`], from a slice checked to hold it.
+//! compiled for (AVX-512 F/BW/VL/VNNI plus AVX2, FMA, F16C: a superset of the AVX2 table's, whose
+//! helpers are reused for block tails). The only other `unsafe` is the unaligned 64-byte load in
+//! [`ld512`], from a slice checked to hold it.
 //!
 //! Integer parts equal the scalar reference's exactly. `vpdpbusd` (u8 × i8, four products summed
 //! into an i32 lane) and `vpdpwssd` (i16 × i16, two products into an i32 lane) widen before they
 //! add and never saturate; `maddubs` is used only where its i16 pair sums stay far from saturation
-//! (|q|·|y| ≤ 63·127, two per pair). Q4_0 and Q8_0 take two 32-element blocks per 512-bit vector.
+//! (|q|·|y| ≤ 63·127, two per pair).
+//!
+//! Vector width per kernel was chosen by measurement on Zen 4, which executes 512-bit operations
+//! as two 256-bit halves: Q8_0 (two blocks per 512-bit vector) and Q6_K (64 elements per vector)
+//! gain from the wider loads and fewer instructions; Q4_0 is fastest in 256-bit vectors with
+//! VNNI (AVX512VL), where its 512-bit version needed extra cross-lane shuffles and was no faster
+//! than AVX2. A Q4_K kernel (512- and 256-bit) did not beat AVX2 and is not included.
 
 use super::avx2::{
-    bsum_dot16, fma_block, h, h4, hsum_epi32_128, hsum_ps, isums_q4_0, isums_q8_0, ld128, ld256,
-    ld64, YB, YQ,
+    bsum_dot16, fma_block, h, h4, hsum_ps, isums_q4_0, isums_q8_0, ld128, ld256, YQ,
 };
 use super::scalar::f32_at;
-use super::{check, unpack_k4_scales, DotFn, DotTable};
+use super::{check, DotFn, DotTable};
 use crate::types::GgmlType::{self, *};
 use std::arch::x86_64::*;
 
@@ -33,7 +39,7 @@ pub(super) fn table() -> Option<DotTable> {
     // Checks AVX2, FMA and F16C.
     let mut t = super::avx2::table()?;
     t.isa = "avx512vnni";
-    let entries: [(GgmlType, DotFn); 4] = [(Q4_0, q4_0), (Q8_0, q8_0), (Q4_K, q4_k), (Q6_K, q6_k)];
+    let entries: [(GgmlType, DotFn); 3] = [(Q4_0, q4_0), (Q8_0, q8_0), (Q6_K, q6_k)];
     for (ty, dot) in entries {
         t.set(ty, dot);
     }
@@ -79,24 +85,6 @@ fn quarters16(a: i16, b: i16, c: i16, d: i16) -> __m512i {
 fn pick2(d: __m128, i: i32, j: i32) -> __m512 {
     let idx = _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(i), _mm512_set1_epi32(j));
     _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d))
-}
-
-/// Two Q4_0 blocks (`x0`, `x1`: 16 nibble bytes each) against their Q8_0 activations (`y0`, `y1`:
-/// 32 bytes each): Σ (q−8)·y in 16 i32 lanes, block 0 in lanes 0..8, block 1 in lanes 8..16.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn isums2_q4_0(x0: &[u8], x1: &[u8], y0: &[u8], y1: &[u8]) -> __m512i {
-    let q = _mm512_castsi256_si512(_mm256_set_m128i(ld128(x1), ld128(x0)));
-    // 128-bit lanes [x0, x0, x1, x1]; shifting lanes 1 and 3 puts the high nibbles there, which
-    // is the element order of the activations (low nibbles are elements 0..16 of a block).
-    let q = _mm512_shuffle_i64x2::<0b01_01_00_00>(q, q);
-    let q = _mm512_mask_srli_epi16::<4>(q, 0xff00_ff00, q);
-    let q = _mm512_and_si512(q, _mm512_set1_epi8(0x0f));
-    let y = join(ld256(y0), ld256(y1));
-    let z = _mm512_setzero_si512();
-    let qy = _mm512_dpbusd_epi32(z, q, y);
-    let y8 = _mm512_dpbusd_epi32(z, _mm512_set1_epi8(8), y);
-    _mm512_sub_epi32(qy, y8)
 }
 
 /// Two Q8_0 blocks against two Q8_0 activation blocks (32 bytes each): Σ x·y in 16 i32 lanes.
@@ -150,9 +138,45 @@ macro_rules! quad_loop {
     }};
 }
 
+/// Q4_0 with 256-bit VNNI (AVX512VL): pairs of blocks as in the AVX2 kernel (block k in the low
+/// 128-bit lane, k+1 in the high one; low nibbles in one vector, high nibbles in another), each
+/// `maddubs` + `madd` pair replaced by one `vpdpbusd`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn q4_0_row(w: &[u8], a: &[u8]) -> f32 {
-    quad_loop!(w, a, 18, 16, isums2_q4_0, isums_q4_0)
+    let m4 = _mm256_set1_epi8(0x0f);
+    let eight = _mm256_set1_epi8(8);
+    let pick = [
+        _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1),
+        _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
+    ];
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut wc = w.chunks_exact(4 * 18);
+    let mut ac = a.chunks_exact(4 * 34);
+    for (x, y) in (&mut wc).zip(&mut ac) {
+        let d = _mm256_castps128_ps256(_mm_mul_ps(h4(x, 18, 0), h4(y, 34, 0)));
+        for (p, acc) in acc.iter_mut().enumerate() {
+            let (x0, x1) = (&x[36 * p + 2..36 * p + 18], &x[36 * p + 20..36 * p + 36]);
+            let (y0, y1) = (&y[68 * p + 2..68 * p + 34], &y[68 * p + 36..68 * p + 68]);
+            let q = _mm256_set_m128i(ld128(x1), ld128(x0));
+            let lo = _mm256_and_si256(q, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+            let ylo = _mm256_set_m128i(ld128(y1), ld128(y0));
+            let yhi = _mm256_set_m128i(ld128(&y1[16..]), ld128(&y0[16..]));
+            let z = _mm256_setzero_si256();
+            let qy = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, lo, ylo), hi, yhi);
+            let y8 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, eight, ylo), eight, yhi);
+            let dk = _mm256_permutevar8x32_ps(d, pick[p]);
+            *acc = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(_mm256_sub_epi32(qy, y8)), *acc);
+        }
+    }
+    let rest = wc
+        .remainder()
+        .chunks_exact(18)
+        .zip(ac.remainder().chunks_exact(34));
+    for (x, y) in rest {
+        fma_block(&mut acc[0], h(x, 0) * h(y, 0), isums_q4_0(x, y));
+    }
+    hsum_ps(_mm256_add_ps(acc[0], acc[1]))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -197,34 +221,6 @@ fn fma_block512(acc: &mut __m512, d: f32, sums: __m512i) {
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn blk_q4_k(x: &[u8], y: &[u8], acc: &mut __m512, extra: &mut f32) {
-    let dy = f32_at(y, 0);
-    let (sc, mn) = unpack_k4_scales(&x[4..16]);
-    // Each min covers 32 elements = two bsums: add adjacent bsums, then dot with the mins.
-    let bs = ld256(&y[YB..YB + 32]);
-    let pairs = _mm_hadd_epi16(
-        _mm256_castsi256_si128(bs),
-        _mm256_extracti128_si256::<1>(bs),
-    );
-    let mins = _mm_cvtepu8_epi16(ld64(&mn));
-    let msum = hsum_epi32_128(_mm_madd_epi16(pairs, mins));
-    *extra -= (h(x, 2) * dy) * msum as f32;
-    let m4 = _mm512_set1_epi8(0x0f);
-    let mut sums = _mm512_setzero_si512();
-    for c in 0..4 {
-        // 32 bytes: low nibbles are sub-block 2c, high nibbles 2c+1; the 64 activations of
-        // both follow each other.
-        let q = ld256(&x[16 + 32 * c..]);
-        let q = _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), m4);
-        let yv = ld512(&y[YQ + 64 * c..]);
-        let scales = halves16(i16::from(sc[2 * c]), i16::from(sc[2 * c + 1]));
-        sums = _mm512_dpwssd_epi32(sums, _mm512_maddubs_epi16(q, yv), scales);
-    }
-    fma_block512(acc, h(x, 0) * dy, sums);
-}
-
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn blk_q6_k(x: &[u8], y: &[u8], acc: &mut __m512, _: &mut f32) {
     let dy = f32_at(y, 0);
     let sc = &x[192..208];
@@ -263,11 +259,6 @@ fn blk_q6_k(x: &[u8], y: &[u8], acc: &mut __m512, _: &mut f32) {
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn q4_k_row(w: &[u8], a: &[u8]) -> f32 {
-    row_loop!(w, a, 144, blk_q4_k)
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn q6_k_row(w: &[u8], a: &[u8]) -> f32 {
     row_loop!(w, a, 210, blk_q6_k)
 }
@@ -287,5 +278,4 @@ macro_rules! entry {
 
 entry!(q4_0, q4_0_row, Q4_0, Q8_0);
 entry!(q8_0, q8_0_row, Q8_0, Q8_0);
-entry!(q4_k, q4_k_row, Q4_K, Q8_K);
 entry!(q6_k, q6_k_row, Q6_K, Q8_K);

@@ -6,7 +6,7 @@
 //! level products (exact), scaled by the blocks' float factors and summed in f32.
 //!
 //! Every kernel has a scalar reference ([`scalar`]) and, on x86_64, an AVX2+FMA+F16C version; the
-//! hottest ones (Q4_0, Q8_0, Q4_K, Q6_K) also an AVX-512+VNNI one. The table of function pointers
+//! hottest ones (Q4_0, Q8_0, Q6_K) also an AVX-512+VNNI one. The table of function pointers
 //! is chosen once, at first use ([`table`]): the best ISA the CPU reports, unless the environment
 //! variable `LLQ_KERNELS=scalar` (or `=avx2`) forces the reference (or the AVX2 table). SIMD and
 //! scalar results agree exactly on the integer parts; the float accumulation order differs
