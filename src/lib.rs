@@ -4,6 +4,7 @@
 //! (a target type per tensor) → [`convert`] (rows decoded, encoded by `llq-kernels`, streamed
 //! into a GGUF writer from `llq-formats` behind an [`output::AtomicFile`]).
 
+pub mod bpe_vocab;
 pub mod cli;
 pub mod convert;
 pub mod error;

@@ -1,5 +1,6 @@
 //! GGUF metadata for a LLaMA: the keys llama.cpp reads, with exactly the value types it checks.
 
+use crate::bpe_vocab::BpeVocab;
 use crate::plan::FileType;
 use crate::source::{Source, SourceMeta};
 use llq_formats::gguf::{Array, Value};
@@ -22,6 +23,12 @@ pub fn build(source: &Source, file_type: FileType) -> Vec<Kv> {
         SourceMeta::Checkpoint(spm) => {
             from_checkpoint(&source.name, &source.hparams, spm, file_type)
         }
+        SourceMeta::Bpe(vocab) => {
+            let mut out = header(&source.name, file_type);
+            out.extend(model_keys(&source.hparams));
+            out.extend(bpe_tokenizer_keys(vocab));
+            out
+        }
         SourceMeta::Gguf(kvs) => carried_over(kvs, file_type),
     }
 }
@@ -42,13 +49,17 @@ fn carried_over(kvs: &[Kv], file_type: FileType) -> Vec<Kv> {
     out
 }
 
-fn from_checkpoint(name: &str, hp: &Hyperparams, spm: &SpmModel, file_type: FileType) -> Vec<Kv> {
-    let mut out = vec![
+fn header(name: &str, file_type: FileType) -> Vec<Kv> {
+    vec![
         kv("general.architecture", Value::String("llama".into())),
         kv("general.name", Value::String(name.into())),
         kv("general.file_type", Value::U32(file_type.gguf_id())),
         kv("general.quantization_version", Value::U32(2)),
-    ];
+    ]
+}
+
+fn from_checkpoint(name: &str, hp: &Hyperparams, spm: &SpmModel, file_type: FileType) -> Vec<Kv> {
+    let mut out = header(name, file_type);
     out.extend(model_keys(hp));
     out.extend(tokenizer_keys(spm));
     out
@@ -95,6 +106,35 @@ pub fn tokenizer_keys(spm: &SpmModel) -> Vec<Kv> {
         if let Ok(id) = u32::try_from(id) {
             out.push(kv(key, Value::U32(id)));
         }
+    }
+    out.push(kv("tokenizer.ggml.add_bos_token", Value::Bool(true)));
+    out.push(kv("tokenizer.ggml.add_eos_token", Value::Bool(false)));
+    out
+}
+
+/// A byte-level BPE vocabulary (Llama 3) as llama.cpp's "gpt2" tokenizer with the "llama-bpe"
+/// pre-tokenizer reads it.
+pub fn bpe_tokenizer_keys(v: &BpeVocab) -> Vec<Kv> {
+    let mut out = vec![
+        kv("tokenizer.ggml.model", Value::String("gpt2".into())),
+        kv("tokenizer.ggml.pre", Value::String("llama-bpe".into())),
+        kv(
+            "tokenizer.ggml.tokens",
+            Value::Array(Array::String(v.tokens.clone())),
+        ),
+        kv(
+            "tokenizer.ggml.token_type",
+            Value::Array(Array::I32(v.types.clone())),
+        ),
+        kv(
+            "tokenizer.ggml.merges",
+            Value::Array(Array::String(v.merges.clone())),
+        ),
+        kv("tokenizer.ggml.bos_token_id", Value::U32(v.bos)),
+        kv("tokenizer.ggml.eos_token_id", Value::U32(v.eos)),
+    ];
+    if let Some(eot) = v.eot {
+        out.push(kv("tokenizer.ggml.eot_token_id", Value::U32(eot)));
     }
     out.push(kv("tokenizer.ggml.add_bos_token", Value::Bool(true)));
     out.push(kv("tokenizer.ggml.add_eos_token", Value::Bool(false)));

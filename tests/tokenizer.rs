@@ -342,7 +342,7 @@ fn tokenize_command_errors() {
     );
     fails_with(
         &["tokenize", s(&gpt2), "-p", "x"],
-        "BPE (Llama 3) tokenizers are not supported yet",
+        "tokenizer.ggml.merges missing",
     );
     let none = d("none.gguf");
     metadata_only_gguf(

@@ -10,6 +10,7 @@ pub mod pth;
 pub mod safetensors;
 pub mod sentencepiece;
 pub mod tensor;
+pub mod tiktoken;
 
 pub use error::{Error, Result};
 pub use tensor::{DType, MappedTensors, TensorEntry};

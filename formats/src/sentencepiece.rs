@@ -80,9 +80,7 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<SpmModel, String> {
     // A tiktoken file would usually also fail as protobuf, but the message would be misleading;
     // Llama 3 ships its tokenizer under the same file name, so this mix-up is expected.
     if looks_like_tiktoken(bytes) {
-        return Err("is a tiktoken (Llama 3) tokenizer, not SentencePiece; \
-                    Llama 3 tokenizers are not supported yet"
-            .into());
+        return Err("is a tiktoken (Llama 3) tokenizer, not SentencePiece".into());
     }
     match parse_model(bytes) {
         Ok(model) => Ok(model),
@@ -383,7 +381,7 @@ const MAX_FIELD_NUMBER: u32 = (1 << 29) - 1;
 // ---- recognising other tokenizer files ------------------------------------------------------
 
 /// tiktoken files are text lines `base64(token bytes) SPACE rank`; the first few lines decide.
-fn looks_like_tiktoken(bytes: &[u8]) -> bool {
+pub fn looks_like_tiktoken(bytes: &[u8]) -> bool {
     const LINES_CHECKED: usize = 8;
     let head = &bytes[..bytes.len().min(4096)];
     if matches!(head.first(), None | Some(b'\n')) {

@@ -31,6 +31,7 @@
 //! printed before it. Unknown and unused pieces print nothing, as llama.cpp's
 //! `llama_token_to_piece` does without `special` (SentencePiece would print " ⁇ " for unknown).
 
+use super::bpe::Bpe;
 use llq_formats::gguf::{Array, GgufFile, Value};
 use llq_formats::sentencepiece::SpmModel;
 use std::cmp::Ordering;
@@ -72,6 +73,9 @@ struct Vocab {
     add_space_prefix: bool,
     add_bos: bool,
     add_eos: bool,
+    /// Byte-level BPE merges ("gpt2" vocabularies); `None` for SentencePiece.
+    merges: Option<Vec<String>>,
+    eot: Option<u32>,
 }
 
 pub struct Tokenizer {
@@ -92,6 +96,10 @@ pub struct Tokenizer {
     add_space_prefix: bool,
     add_bos: bool,
     add_eos: bool,
+    /// The byte-level BPE model of a "gpt2" (Llama 3) vocabulary.
+    bpe: Option<Box<Bpe>>,
+    /// End of turn (Llama 3 `<|eot_id|>`), also ending generation.
+    eot: Option<u32>,
 }
 
 const SPACE: char = '\u{2581}';
@@ -110,15 +118,37 @@ impl Tokenizer {
             .ok_or("no tokenizer in the file (tokenizer.ggml.model missing)")?
             .as_str()
             .ok_or("tokenizer.ggml.model is not a string")?;
-        match model {
-            "llama" => {}
-            "gpt2" => return Err("BPE (Llama 3) tokenizers are not supported yet".into()),
+        let is_bpe = match model {
+            "llama" => false,
+            "gpt2" => true,
             other => {
                 return Err(format!(
-                "tokenizer.ggml.model \"{other}\" is not supported (only \"llama\", SentencePiece)"
-            ))
+                    "tokenizer.ggml.model \"{other}\" is not supported \
+                     (\"llama\" SentencePiece or \"gpt2\" byte-level BPE)"
+                ))
+            }
+        };
+        if is_bpe {
+            match get("tokenizer.ggml.pre").and_then(Value::as_str) {
+                Some("llama-bpe") | Some("llama3") | Some("default") | None => {}
+                Some(other) => {
+                    return Err(format!(
+                        "BPE pre-tokenizer \"{other}\" is not supported (only \"llama-bpe\")"
+                    ))
+                }
             }
         }
+        let merges = if is_bpe {
+            match get("tokenizer.ggml.merges").and_then(Value::as_array) {
+                Some(Array::String(v)) => Some(v.clone()),
+                Some(_) => return Err("tokenizer.ggml.merges is not an array of strings".into()),
+                None => {
+                    return Err("tokenizer.ggml.merges missing (needed by a BPE vocabulary)".into())
+                }
+            }
+        } else {
+            None
+        };
         let pieces = match get("tokenizer.ggml.tokens").and_then(Value::as_array) {
             Some(Array::String(v)) => v.clone(),
             Some(_) => return Err("tokenizer.ggml.tokens is not an array of strings".into()),
@@ -175,9 +205,14 @@ impl Tokenizer {
             bos: id("tokenizer.ggml.bos_token_id", DEFAULT_BOS)?,
             eos: id("tokenizer.ggml.eos_token_id", DEFAULT_EOS)?,
             unk: id("tokenizer.ggml.unknown_token_id", DEFAULT_UNK)?,
-            add_space_prefix: flag("tokenizer.ggml.add_space_prefix", true)?,
+            add_space_prefix: flag("tokenizer.ggml.add_space_prefix", !is_bpe)?,
             add_bos: flag("tokenizer.ggml.add_bos_token", true)?,
             add_eos: flag("tokenizer.ggml.add_eos_token", false)?,
+            merges,
+            eot: match get("tokenizer.ggml.eot_token_id") {
+                Some(v) => v.as_u64().and_then(|id| u32::try_from(id).ok()),
+                None => None,
+            },
         })
     }
 
@@ -197,6 +232,8 @@ impl Tokenizer {
             add_space_prefix: spm.add_dummy_prefix,
             add_bos: true,
             add_eos: false,
+            merges: None,
+            eot: None,
         })
     }
 
@@ -220,6 +257,18 @@ impl Tokenizer {
         let bos = check("BOS", v.bos)?.ok_or("the vocabulary has no BOS token")?;
         let eos = check("EOS", v.eos)?.ok_or("the vocabulary has no EOS token")?;
         let unk = check("unknown", v.unk)?;
+        let eot = check("EOT", v.eot)?;
+        let bpe = match &v.merges {
+            Some(merges) => {
+                let printable: Vec<bool> = v
+                    .types
+                    .iter()
+                    .map(|t| matches!(t, TokenType::Normal | TokenType::UserDefined))
+                    .collect();
+                Some(Box::new(Bpe::new(&v.pieces, &printable, merges)?))
+            }
+            None => None,
+        };
 
         let mut index = HashMap::with_capacity(n);
         for (i, p) in v.pieces.iter().enumerate() {
@@ -263,6 +312,8 @@ impl Tokenizer {
             add_space_prefix: v.add_space_prefix,
             add_bos: v.add_bos,
             add_eos: v.add_eos,
+            bpe,
+            eot,
         })
     }
 
@@ -299,7 +350,7 @@ impl Tokenizer {
 
     /// Whether `id` ends generation (EOS).
     pub fn is_eog(&self, id: u32) -> bool {
-        id == self.eos
+        id == self.eos || Some(id) == self.eot
     }
 
     /// Token ids of `text`, with BOS first if `add_bos` (whatever the model's `add_bos_token`;
@@ -311,6 +362,15 @@ impl Tokenizer {
             out.push(self.bos);
         }
         if text.is_empty() {
+            return out;
+        }
+        if let Some(bpe) = &self.bpe {
+            for fragment in self.split_user_defined(text) {
+                match fragment {
+                    Fragment::Token(id) => out.push(id),
+                    Fragment::Text(t) => bpe.encode(t, &mut out),
+                }
+            }
             return out;
         }
         let mut prev_special = true;
@@ -464,6 +524,9 @@ impl Tokenizer {
     /// byte, nothing for control, unknown and unused pieces (or ids outside the vocabulary).
     /// No leading-space removal: see [`Decoder`] for that and for UTF-8 assembly.
     pub fn piece_bytes(&self, id: u32) -> Vec<u8> {
+        if let Some(bpe) = &self.bpe {
+            return bpe.token_bytes(id).to_vec();
+        }
         match self.types.get(id as usize) {
             Some(TokenType::Normal) => self.pieces[id as usize].replace(SPACE, " ").into_bytes(),
             // llama.cpp prints user-defined pieces verbatim.
@@ -513,6 +576,10 @@ pub struct Decoder<'a> {
 impl Decoder<'_> {
     pub fn push(&mut self, id: u32) -> String {
         let tok = self.tok;
+        if let Some(bpe) = &tok.bpe {
+            self.bytes.extend_from_slice(bpe.token_bytes(id));
+            return take_utf8(&mut self.bytes, false);
+        }
         let ty = tok.types.get(id as usize).copied();
         if ty == Some(TokenType::Byte) {
             self.bytes.push(tok.byte_values[&id]);
@@ -675,6 +742,8 @@ mod tests {
             add_space_prefix: space_prefix,
             add_bos: true,
             add_eos: false,
+            merges: None,
+            eot: None,
         })
         .unwrap()
     }

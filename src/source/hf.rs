@@ -1,7 +1,7 @@
 //! Hugging Face folders: `config.json`, `model.safetensors` or shards with an index, and
 //! `tokenizer.model`. Q/K rows are un-permuted to GGUF's interleaved rotary layout.
 
-use super::{collect_tensors, folder_name, load_tokenizer, Found, Source, SourceKind, SourceMeta};
+use super::{collect_tensors, folder_name, load_tokenizer, Found, Source, SourceKind};
 use crate::error::{Error, Result};
 use crate::model::{self, Naming};
 use llq_formats::params::HfConfig;
@@ -94,7 +94,7 @@ fn open_files(dir: &Path, files: &[PathBuf]) -> Result<Source> {
         path: dir.to_path_buf(),
         kind: SourceKind::HuggingFace { files: files.len() },
         name: folder_name(dir),
-        meta: SourceMeta::Checkpoint(load_tokenizer(dir, &hp)?),
+        meta: load_tokenizer(dir, &hp)?,
         hparams: hp,
         tensors,
     })

@@ -1,7 +1,7 @@
 //! Meta checkpoint folders: `consolidated.NN.pth` shards + `params.json` + `tokenizer.model`.
 //! Shards are joined by Meta's model-parallel rules, with the axis decided from shapes.
 
-use super::{collect_tensors, folder_name, load_tokenizer, Found, Source, SourceKind, SourceMeta};
+use super::{collect_tensors, folder_name, load_tokenizer, Found, Source, SourceKind};
 use crate::error::{Error, Result};
 use crate::model::{self, Naming};
 use llq_formats::params::MetaParams;
@@ -54,7 +54,7 @@ pub(super) fn open(dir: &Path) -> Result<Source> {
             shards: shards.len(),
         },
         name: folder_name(dir),
-        meta: SourceMeta::Checkpoint(load_tokenizer(dir, &hp)?),
+        meta: load_tokenizer(dir, &hp)?,
         hparams: hp,
         tensors,
     })

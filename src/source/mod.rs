@@ -44,6 +44,8 @@ impl SourceTensor {
 pub enum SourceMeta {
     /// A checkpoint: metadata is built from the hyperparameters and this tokenizer.
     Checkpoint(SpmModel),
+    /// A checkpoint with a byte-level BPE (Llama 3 tiktoken) tokenizer.
+    Bpe(crate::bpe_vocab::BpeVocab),
     /// A GGUF being requantized: its key/values are carried over.
     Gguf(Vec<(String, Value)>),
 }
@@ -99,16 +101,24 @@ fn folder_name(dir: &Path) -> String {
         .unwrap_or_else(|| "llama".to_string())
 }
 
-/// Load `tokenizer.model` from `dir`; the error says what is missing or wrong.
-fn load_tokenizer(dir: &Path, hp: &Hyperparams) -> Result<SpmModel> {
+/// Load `tokenizer.model` from `dir` (SentencePiece, or tiktoken for Llama 3, told apart by
+/// content); the error says what is missing or wrong.
+fn load_tokenizer(dir: &Path, hp: &Hyperparams) -> Result<SourceMeta> {
     let path = dir.join("tokenizer.model");
     if !path.exists() {
         return Err(Error::file(
             dir,
-            "no tokenizer.model (SentencePiece) in the model folder",
+            "no tokenizer.model (SentencePiece or tiktoken) in the model folder",
         ));
     }
-    let spm = sentencepiece::load(&path)?;
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, "cannot read", e))?;
+    if sentencepiece::looks_like_tiktoken(&bytes) {
+        let ranks = llq_formats::tiktoken::parse(&bytes).map_err(|m| Error::file(&path, m))?;
+        let vocab = crate::bpe_vocab::BpeVocab::from_tiktoken(&ranks, hp.n_vocab)
+            .map_err(|m| Error::file(&path, m))?;
+        return Ok(SourceMeta::Bpe(vocab));
+    }
+    let spm = sentencepiece::parse(&bytes).map_err(|m| Error::file(&path, m))?;
     if spm.pieces.len() != hp.n_vocab {
         return Err(Error::file(
             &path,
@@ -119,7 +129,7 @@ fn load_tokenizer(dir: &Path, hp: &Hyperparams) -> Result<SpmModel> {
             ),
         ));
     }
-    Ok(spm)
+    Ok(SourceMeta::Checkpoint(spm))
 }
 
 /// The stored parts of one model tensor as found in a checkpoint (one per shard).

@@ -1,0 +1,230 @@
+//! Llama 3 (tiktoken tokenizer.model → byte-level BPE "gpt2" vocabulary): conversion, the
+//! runtime tokenizer against tiktoken and llama.cpp on every corpus line, and bad input.
+//!
+//! The model folders are written by `tests/py/llama3_fixture.py` (random weights, numpy only):
+//! with the real Llama 3 tokenizer from LLQ_SHARED for the corpus test, with a small tiktoken
+//! file written here for the error tests.
+
+mod common;
+
+use common::{llq, llq_ok, python, run_py, s, shared};
+use llq::runtime::tokenizer::Tokenizer;
+use llq_formats::gguf::{GgufFile, Value};
+use std::path::{Path, PathBuf};
+
+const EDGE_CASES: &[&str] = &[
+    "",
+    " ",
+    "  ",
+    "   leading",
+    "trailing   ",
+    "a\tb",
+    "tab\t\tend\t",
+    "<|begin_of_text|>",
+    "a<|eot_id|>b",
+    "ｈｅｌｌｏ",
+    "中文字符测试",
+    "😀👍🏽 family 👨‍👩‍👧",
+    "e\u{301} café",
+    "\u{a0}nbsp\u{3000}ideo",
+    "x\u{0}y",
+    "it's IT'S We'LL 3.14159 12345678 — “quoted” …",
+    "Ünïcödé ñ ß ø ſ",
+    "\u{10FFFF}\u{FFFD}",
+    "a\r\rb",
+];
+
+fn corpus(shared: &Path, dir: &Path) -> PathBuf {
+    let mut text = std::fs::read_to_string(shared.join("corpus/wikitext-2-test.txt")).unwrap();
+    text += &EDGE_CASES.join("\n");
+    text += &format!(
+        "\n{}\n{}\n{}\n",
+        "a".repeat(300),
+        "ab ".repeat(100),
+        " ".repeat(50)
+    );
+    let path = dir.join("corpus.txt");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+fn ids_of(json: &str) -> (Vec<Vec<u32>>, Vec<String>) {
+    let v: serde_json::Value = serde_json::from_str(json).expect("JSON");
+    let ids = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
+        .collect();
+    let decoded = v["decoded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    (ids, decoded)
+}
+
+fn assert_same(what: &str, lines: &[String], ours: &[Vec<u32>], theirs: &[Vec<u32>]) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: line counts");
+    let bad: Vec<usize> = (0..ours.len()).filter(|&i| ours[i] != theirs[i]).collect();
+    if let Some(&i) = bad.first() {
+        panic!(
+            "{what}: {} of {} lines differ; first line {}: {:?}\n ours   {:?}\n theirs {:?}",
+            bad.len(),
+            ours.len(),
+            i + 1,
+            lines[i],
+            ours[i],
+            theirs[i]
+        );
+    }
+}
+
+/// A model folder with the fixture's random weights and `tokenizer`.
+fn model_dir(py: &Path, dir: &Path, tokenizer: &Path) -> PathBuf {
+    let out = dir.join("hf");
+    run_py(py, "llama3_fixture.py", &[s(&out), s(tokenizer)]);
+    out
+}
+
+#[test]
+fn llama3_vocab_matches_tiktoken_and_llama_cpp_on_corpus() {
+    let (Some(py), Some(shared)) = (python(), shared()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = shared.join("tokenizers/llama3/tokenizer.model");
+    let hf = model_dir(&py, dir.path(), &tokenizer);
+    let gguf = dir.path().join("l3.gguf");
+    llq_ok(&["convert", s(&hf), "-o", s(&gguf), "--type", "f16"]);
+
+    let file = GgufFile::open(&gguf).unwrap();
+    let str_of = |k: &str| file.get(k).and_then(Value::as_str).map(str::to_string);
+    assert_eq!(str_of("tokenizer.ggml.model").as_deref(), Some("gpt2"));
+    assert_eq!(str_of("tokenizer.ggml.pre").as_deref(), Some("llama-bpe"));
+    let id = |k: &str| file.get(k).and_then(Value::as_u64);
+    assert_eq!(id("tokenizer.ggml.bos_token_id"), Some(128000));
+    assert_eq!(id("tokenizer.ggml.eos_token_id"), Some(128001));
+    assert_eq!(id("tokenizer.ggml.eot_token_id"), Some(128009));
+
+    let tok = Tokenizer::from_gguf(&file).unwrap();
+    assert_eq!(tok.n_vocab(), 128256);
+    assert_eq!(tok.piece(128009), Some("<|eot_id|>"));
+    assert!(tok.is_eog(128009) && tok.is_eog(128001));
+    let corpus = corpus(&shared, dir.path());
+    let lines = lines(&corpus);
+    let ours: Vec<Vec<u32>> = lines.iter().map(|l| tok.encode(l, true)).collect();
+
+    let (tt, tt_decoded) = ids_of(&run_py(
+        &py,
+        "tiktoken_encode.py",
+        &[s(&tokenizer), s(&corpus)],
+    ));
+    assert_same("llq vs tiktoken", &lines, &ours, &tt);
+    let (lc, _) = ids_of(&run_py(
+        &py,
+        "spm_encode.py",
+        &["llama", s(&gguf), s(&corpus)],
+    ));
+    assert_same("llq vs llama.cpp", &lines, &ours, &lc);
+    for (i, ids) in ours.iter().enumerate() {
+        assert_eq!(tok.decode(ids), tt_decoded[i], "decode of line {}", i + 1);
+    }
+    // `llq tokenize` prints the same ids.
+    let printed = llq_ok(&["tokenize", s(&gguf), "-f", s(&corpus), "--json"]);
+    let printed: Vec<Vec<u32>> = serde_json::from_str(&printed).unwrap();
+    assert_same("llq tokenize vs tiktoken", &lines, &printed, &tt);
+}
+
+/// base64 of `bytes` (standard alphabet, padded).
+fn b64(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let v = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |v, (i, &b)| v | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(v >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A small tiktoken file: the 256 bytes then a few merged tokens.
+fn small_tiktoken() -> Vec<String> {
+    let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+    for t in ["th", "the", " t", " the", "in", "ing", "er", " a"] {
+        tokens.push(t.as_bytes().to_vec());
+    }
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(r, t)| format!("{} {r}", b64(t)))
+        .collect()
+}
+
+fn convert_fails(hf: &Path, out: &Path, needle: &str) {
+    let o = llq(&["convert", s(hf), "-o", s(out)]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "convert succeeded, expected {needle:?}"
+    );
+    assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
+    assert!(!out.exists(), "output written on failure");
+}
+
+#[test]
+fn small_tiktoken_converts_and_bad_tiktoken_files_fail() {
+    let Some(py) = python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tk = dir.path().join("tokenizer.model");
+    let good = small_tiktoken();
+    std::fs::write(&tk, good.join("\n") + "\n").unwrap();
+    let hf = model_dir(&py, dir.path(), &tk);
+    let out = dir.path().join("out.gguf");
+    llq_ok(&["convert", s(&hf), "-o", s(&out)]);
+    let tok = Tokenizer::from_gguf(&GgufFile::open(&out).unwrap()).unwrap();
+    assert_eq!(tok.n_vocab(), 264 + 256);
+    assert_eq!(tok.encode(" the thing", false), vec![259, 32, 256, 261]);
+    assert_eq!(tok.decode(&[259, 32, 256, 261]), " the thing");
+    std::fs::remove_file(&out).unwrap();
+
+    let tk = hf.join("tokenizer.model");
+    let write = |lines: &[String]| std::fs::write(&tk, lines.join("\n") + "\n").unwrap();
+    let mut bad = good.clone();
+    bad[100] = "@@@= 100".into();
+    write(&bad);
+    convert_fails(&hf, &out, "line 101: invalid base64");
+    let mut bad = good.clone();
+    bad[100] = format!("{} 99", b64(b"d"));
+    write(&bad);
+    convert_fails(&hf, &out, "line 101: duplicate rank 99");
+    let mut bad = good.clone();
+    bad[100] = format!("{} 300", b64(b"d"));
+    write(&bad);
+    convert_fails(&hf, &out, "contiguous");
+    // One token fewer than the embedding's rows.
+    write(&good[..good.len() - 1]);
+    convert_fails(&hf, &out, "but the embedding has 520 rows");
+}
