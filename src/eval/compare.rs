@@ -384,3 +384,52 @@ pub fn tensor_errors(
     rows.sort_by(|a, b| b.rel_rmse.total_cmp(&a.rel_rmse));
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_interpolates_between_ranks() {
+        let v = [0.0, 1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 0.5), 2.0);
+        assert_eq!(percentile(&v, 0.99), 3.96);
+        assert_eq!(percentile(&v, 1.0), 4.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn identical_logits_give_zero_divergence() {
+        let mut acc = CompareAccumulator::default();
+        let mut scratch = Scratch::default();
+        let a = [0.5f32, -1.0, 2.0, 0.0];
+        let b = [2.0f32, 0.5, -1.0, 0.0];
+        acc.add(&a, &a, 2, &mut scratch);
+        acc.add(&b, &b, 1, &mut scratch);
+        let r = acc.finish(4, 1);
+        assert_eq!(
+            (r.kld_mean, r.kld_max, r.top1, r.rms_dp),
+            (0.0, 0.0, 1.0, 0.0)
+        );
+        assert_eq!(r.ppl_ratio, 1.0);
+    }
+
+    #[test]
+    fn kld_of_two_distributions() {
+        // p = softmax([0, ln 3]) = (1/4, 3/4); q = (1/2, 1/2).
+        let mut acc = CompareAccumulator::default();
+        acc.add(&[0.0, 3f32.ln()], &[0.0, 0.0], 1, &mut Scratch::default());
+        let r = acc.finish(4, 1);
+        let want = 0.25 * (0.25f64 / 0.5).ln() + 0.75 * (0.75f64 / 0.5).ln();
+        assert!((r.kld_mean - want).abs() < 1e-7, "{} {want}", r.kld_mean);
+        assert!((r.ppl_ratio - 0.75 / 0.5).abs() < 1e-6);
+        // argmax 1 against the first of two equal values (0).
+        assert_eq!(r.top1, 0.0);
+        let gates = Gates {
+            max_kld: Some(want / 2.0),
+            ..Gates::default()
+        };
+        assert!(gates.check(&r).unwrap().contains("--max-kld"));
+        assert!(Gates::default().check(&r).is_none());
+    }
+}
