@@ -17,5 +17,6 @@ pub mod plan;
 pub mod progress;
 pub mod runtime;
 pub mod source;
+pub mod verify;
 
 pub use error::{Error, Result};

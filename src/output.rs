@@ -10,7 +10,16 @@ use std::sync::Mutex;
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Remove pending temporary files and exit on SIGINT/SIGTERM/SIGHUP. Call once from `main`.
+///
+/// SIGXFSZ (a write past `ulimit -f`) is ignored, so that the write fails with EFBIG and the
+/// error path removes the temporary file, instead of the signal killing the process with the
+/// partial file left behind.
 pub fn install_signal_cleanup() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     // If a handler is already installed (tests calling twice), the first one serves.
     let _ = ctrlc::set_handler(|| {
         if let Ok(paths) = PENDING.lock() {

@@ -40,9 +40,16 @@ pub enum Command {
         /// Q4_K_S/M, Q5_K_S/M, Q6_K (case-insensitive).
         #[arg(short = 't', long = "type", default_value = "f16")]
         file_type: String,
+        /// Run `llq verify` on SRC first (checklist.chk MD5s, shards against the index).
+        #[arg(long)]
+        verify: bool,
         #[command(flatten)]
         quant: QuantArgs,
     },
+    /// Check a checkpoint folder before converting it: the MD5 of every file in Meta's
+    /// checklist.chk; every shard named by a Hugging Face index exists, parses and holds
+    /// exactly the tensors the index assigns to it.
+    Verify { dir: PathBuf },
     /// Requantize an F32/F16/BF16 GGUF to another type.
     Quantize {
         input: PathBuf,
@@ -284,9 +291,13 @@ pub fn run(cli: Cli) -> Result<()> {
             src,
             output,
             file_type,
+            verify,
             quant,
         } => {
             let opts = quant.options(&file_type, false)?;
+            if verify {
+                crate::verify::verify(&src)?;
+            }
             let report = convert::convert(&src, &output, &opts)?;
             report::print_report(&output, &report, quant.json.as_deref())
         }
@@ -300,6 +311,14 @@ pub fn run(cli: Cli) -> Result<()> {
             let opts = quant.options(&file_type, allow_requantize)?;
             let report = convert::convert(&input, &output, &opts)?;
             report::print_report(&output, &report, quant.json.as_deref())
+        }
+        Command::Verify { dir } => {
+            let report = crate::verify::verify(&dir)?;
+            for line in &report.checked {
+                println!("{line}");
+            }
+            println!("{}: OK", dir.display());
+            Ok(())
         }
         Command::Inspect { file, json } => {
             let d = inspect::describe(&file)?;
