@@ -83,67 +83,133 @@ impl<'a> Reader<'a> {
 /// Smallest legacy entry: name length, empty name, ncall, nval, one value.
 const MIN_ENTRY_BYTES: usize = 4 + 4 + 4 + 4;
 
-fn parse_legacy(bytes: &[u8]) -> std::result::Result<Imatrix, String> {
-    let mut r = Reader { bytes, pos: 0 };
-    let n_entries = r.i32("the entry count")?;
-    if n_entries < 1 {
-        return Err(format!(
-            "not an imatrix file: entry count is {n_entries} (expected at least 1)"
-        ));
-    }
-    let n_entries = n_entries as usize;
-    if n_entries > r.remaining() / MIN_ENTRY_BYTES {
-        return Err(format!(
-            "claims {n_entries} entries (at least {MIN_ENTRY_BYTES} bytes each) but only {} bytes follow",
-            r.remaining()
-        ));
-    }
-    let mut entries = BTreeMap::new();
-    for i in 0..n_entries {
-        let len = r.i32("a name length")?;
-        let len =
-            usize::try_from(len).map_err(|_| format!("entry {i}: negative name length {len}"))?;
-        let name = r.take(len, "a name")?;
-        let name =
-            std::str::from_utf8(name).map_err(|_| format!("entry {i}: name is not valid UTF-8"))?;
-        if name.is_empty() || name.contains('\0') {
-            return Err(format!("entry {i}: invalid name {name:?}"));
-        }
-        let ncall = r.i32("a call count")?;
-        let nval = r.i32("a value count")?;
-        if nval < 1 {
-            return Err(format!("entry {name}: value count is {nval}"));
-        }
-        let nval = nval as usize;
-        if nval > r.remaining() / 4 {
+/// One entry of a legacy `.dat` file as stored: the sums of squared activations of each input
+/// column, and the number of chunks (`ncall`) they were summed over.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LegacyEntry {
+    pub name: String,
+    pub ncall: i32,
+    pub sums: Vec<f32>,
+}
+
+/// A legacy `.dat` file as stored (the layout in the module documentation). [`LegacyImatrix::parse`]
+/// and [`LegacyImatrix::to_bytes`] are the one description of that layout, read and written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LegacyImatrix {
+    pub entries: Vec<LegacyEntry>,
+    /// The optional trailer: chunk count and dataset name.
+    pub trailer: Option<(u32, String)>,
+}
+
+impl LegacyImatrix {
+    /// Parse and check the layout; the sums are not checked here (see [`Imatrix::parse`]).
+    pub fn parse(bytes: &[u8]) -> std::result::Result<LegacyImatrix, String> {
+        let mut r = Reader { bytes, pos: 0 };
+        let n_entries = r.i32("the entry count")?;
+        if n_entries < 1 {
             return Err(format!(
-                "entry {name}: claims {nval} values but only {} bytes remain",
+                "not an imatrix file: entry count is {n_entries} (expected at least 1)"
+            ));
+        }
+        let n_entries = n_entries as usize;
+        if n_entries > r.remaining() / MIN_ENTRY_BYTES {
+            return Err(format!(
+                "claims {n_entries} entries (at least {MIN_ENTRY_BYTES} bytes each) but only {} bytes follow",
                 r.remaining()
             ));
         }
-        let raw = r.take(nval * 4, "values")?;
-        let values = weights(name, raw, |_| (ncall > 0).then_some(ncall as f32))?;
-        if entries.insert(name.to_string(), values).is_some() {
-            return Err(format!("entry {name} appears twice"));
+        let mut entries = Vec::with_capacity(n_entries);
+        for i in 0..n_entries {
+            let len = r.i32("a name length")?;
+            let len = usize::try_from(len)
+                .map_err(|_| format!("entry {i}: negative name length {len}"))?;
+            let name = r.take(len, "a name")?;
+            let name = std::str::from_utf8(name)
+                .map_err(|_| format!("entry {i}: name is not valid UTF-8"))?;
+            if name.is_empty() || name.contains('\0') {
+                return Err(format!("entry {i}: invalid name {name:?}"));
+            }
+            let ncall = r.i32("a call count")?;
+            let nval = r.i32("a value count")?;
+            if nval < 1 {
+                return Err(format!("entry {name}: value count is {nval}"));
+            }
+            let nval = nval as usize;
+            if nval > r.remaining() / 4 {
+                return Err(format!(
+                    "entry {name}: claims {nval} values but only {} bytes remain",
+                    r.remaining()
+                ));
+            }
+            let sums = r
+                .take(nval * 4, "values")?
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            entries.push(LegacyEntry {
+                name: name.to_string(),
+                ncall,
+                sums,
+            });
+        }
+        let mut trailer = None;
+        if r.remaining() > 0 {
+            let n = r.i32("the chunk count")?;
+            let chunks = u32::try_from(n).map_err(|_| format!("negative chunk count {n}"))?;
+            let len = r.i32("the dataset name length")?;
+            let len =
+                usize::try_from(len).map_err(|_| format!("negative dataset name length {len}"))?;
+            let name = r.take(len, "the dataset name")?;
+            trailer = Some((chunks, String::from_utf8_lossy(name).into_owned()));
+            if r.remaining() > 0 {
+                return Err(format!(
+                    "{} unexpected bytes after the dataset name at offset {}",
+                    r.remaining(),
+                    r.pos
+                ));
+            }
+        }
+        Ok(LegacyImatrix { entries, trailer })
+    }
+
+    /// The file's bytes. Panics if a count or length does not fit an `i32` (the layout's limit).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let i32_of = |n: usize| i32::try_from(n).expect("imatrix count fits an i32");
+        let mut b = Vec::new();
+        b.extend(i32_of(self.entries.len()).to_le_bytes());
+        for e in &self.entries {
+            b.extend(i32_of(e.name.len()).to_le_bytes());
+            b.extend(e.name.as_bytes());
+            b.extend(e.ncall.to_le_bytes());
+            b.extend(i32_of(e.sums.len()).to_le_bytes());
+            for v in &e.sums {
+                b.extend(v.to_le_bytes());
+            }
+        }
+        if let Some((chunks, dataset)) = &self.trailer {
+            b.extend(i32_of(*chunks as usize).to_le_bytes());
+            b.extend(i32_of(dataset.len()).to_le_bytes());
+            b.extend(dataset.as_bytes());
+        }
+        b
+    }
+}
+
+fn parse_legacy(bytes: &[u8]) -> std::result::Result<Imatrix, String> {
+    let file = LegacyImatrix::parse(bytes)?;
+    let mut entries = BTreeMap::new();
+    for e in file.entries {
+        let ncall = e.ncall;
+        let values = weights(&e.name, &e.sums, |_| (ncall > 0).then_some(ncall as f32))?;
+        if entries.insert(e.name.clone(), values).is_some() {
+            return Err(format!("entry {} appears twice", e.name));
         }
     }
     let (mut chunks, mut datasets) = (None, Vec::new());
-    if r.remaining() > 0 {
-        let n = r.i32("the chunk count")?;
-        chunks = Some(u32::try_from(n).map_err(|_| format!("negative chunk count {n}"))?);
-        let len = r.i32("the dataset name length")?;
-        let len =
-            usize::try_from(len).map_err(|_| format!("negative dataset name length {len}"))?;
-        if len > 0 {
-            let name = r.take(len, "the dataset name")?;
-            datasets.push(String::from_utf8_lossy(name).into_owned());
-        }
-        if r.remaining() > 0 {
-            return Err(format!(
-                "{} unexpected bytes after the dataset name at offset {}",
-                r.remaining(),
-                r.pos
-            ));
+    if let Some((n, name)) = file.trailer {
+        chunks = Some(n);
+        if !name.is_empty() {
+            datasets.push(name);
         }
     }
     Ok(Imatrix {
@@ -153,17 +219,16 @@ fn parse_legacy(bytes: &[u8]) -> std::result::Result<Imatrix, String> {
     })
 }
 
-/// Turn little-endian f32 sums into weights: value `i` is `sum / divisor(i)`, or the sum itself
-/// where the divisor is `None`. Sums must be finite and not negative.
+/// Turn sums into weights: value `i` is `sum / divisor(i)`, or the sum itself where the divisor
+/// is `None`. Sums must be finite and not negative.
 fn weights(
     name: &str,
-    raw: &[u8],
+    sums: &[f32],
     divisor: impl Fn(usize) -> Option<f32>,
 ) -> std::result::Result<Vec<f32>, String> {
-    raw.chunks_exact(4)
+    sums.iter()
         .enumerate()
-        .map(|(i, b)| {
-            let sum = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        .map(|(i, &sum)| {
             if !sum.is_finite() || sum < 0.0 {
                 return Err(format!("entry {name}: value {i} is {sum}"));
             }
@@ -222,9 +287,12 @@ fn parse_gguf(bytes: &[u8]) -> std::result::Result<Imatrix, String> {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).round())
             .collect();
-        let raw = data(sums)?;
-        let nval = raw.len() / 4;
-        if counts.is_empty() || nval == 0 || nval % counts.len() != 0 {
+        let raw: Vec<f32> = data(sums)?
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let nval = raw.len();
+        if counts.is_empty() || nval == 0 || !nval.is_multiple_of(counts.len()) {
             return Err(format!(
                 "entry {name}: {nval} sums do not split into {} matrices",
                 counts.len()
@@ -234,7 +302,7 @@ fn parse_gguf(bytes: &[u8]) -> std::result::Result<Imatrix, String> {
             return Err(format!("entry {name}: count {c}"));
         }
         let ne0 = nval / counts.len();
-        let mut values = weights(name, raw, |i| Some(counts[i / ne0]))?;
+        let mut values = weights(name, &raw, |i| Some(counts[i / ne0]))?;
         // A matrix that saw no input gets neutral weights.
         for (chunk, &c) in values.chunks_mut(ne0).zip(&counts) {
             if c == 0.0 {
@@ -291,6 +359,25 @@ mod tests {
         assert_eq!(m.entries["output.weight"], vec![3.0, 5.0]);
         assert_eq!(m.chunks, Some(7));
         assert_eq!(m.datasets, vec!["wiki.train.raw".to_string()]);
+    }
+
+    #[test]
+    fn writer_is_the_readers_layout() {
+        let entries: &[(&str, i32, &[f32])] = &[("blk.0.ffn_down.weight", 3, &[0.5, 6.0, 0.0])];
+        for trailer in [None, Some((3, "train.txt")), Some((0, ""))] {
+            let bytes = legacy(entries, trailer);
+            let file = LegacyImatrix::parse(&bytes).unwrap();
+            assert_eq!(file.to_bytes(), bytes);
+            assert_eq!(
+                file.trailer,
+                trailer.map(|(n, d)| (n as u32, d.to_string()))
+            );
+            let m = Imatrix::parse(&file.to_bytes()).unwrap();
+            assert_eq!(
+                m.entries["blk.0.ffn_down.weight"],
+                vec![0.5 / 3.0, 2.0, 0.0]
+            );
+        }
     }
 
     #[test]

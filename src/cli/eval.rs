@@ -11,7 +11,7 @@ use crate::runtime::sampler::SamplerConfig;
 use crate::runtime::tokenizer::Tokenizer;
 use serde_json::json;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A UTF-8 text file, or standard input for "-".
 pub fn read_text(path: &Path) -> Result<String> {
@@ -137,6 +137,62 @@ pub fn perplexity(
     } else {
         println!("PPL = {:.4} +/- {:.5}", r.ppl, r.ppl_err);
     }
+    Ok(())
+}
+
+/// What `llq imatrix` was asked.
+pub struct ImatrixArgs {
+    pub model: PathBuf,
+    pub text: PathBuf,
+    pub output: PathBuf,
+    pub n_ctx: usize,
+    pub max_chunks: Option<usize>,
+    pub process_output: bool,
+    pub progress: bool,
+}
+
+/// `llq imatrix`: llama-imatrix's statistics over a text, written as a legacy .dat file.
+pub fn imatrix(a: &ImatrixArgs) -> Result<()> {
+    let (m, tok) = load(&a.model)?;
+    let text = read_text(&a.text)?;
+    let tokens = tok.tokenize(&text, true);
+    if a.n_ctx == 0 || tokens.len() < 2 * a.n_ctx {
+        return Err(Error::file(
+            &a.text,
+            format!(
+                "has {} tokens; an importance matrix with a context of {} needs at least {}",
+                tokens.len(),
+                a.n_ctx,
+                2 * a.n_ctx
+            ),
+        ));
+    }
+    let n_chunks = perplexity::chunk_count(tokens.len(), a.n_ctx, a.max_chunks);
+    let bar = if a.progress {
+        progress::count_bar(n_chunks as u64, "chunks")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let r = crate::eval::imatrix::compute(
+        &m,
+        &tokens,
+        a.n_ctx,
+        n_chunks,
+        tok.bos(),
+        a.process_output,
+        |_| bar.inc(1),
+    );
+    bar.finish_and_clear();
+    let dataset = a.text.to_string_lossy();
+    let bytes = r.to_legacy(&dataset).to_bytes();
+    std::fs::write(&a.output, bytes).map_err(|e| Error::io(&a.output, "cannot write", e))?;
+    eprintln!(
+        "{}: {} matrices, {} chunks of {} tokens",
+        a.output.display(),
+        r.stats.len(),
+        n_chunks,
+        a.n_ctx
+    );
     Ok(())
 }
 

@@ -130,6 +130,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Importance matrix for `--imatrix`: mean squared input of every column of every block
+    /// matrix over chunks of a text, computed as llama.cpp's llama-imatrix does, written in its
+    /// legacy .dat format.
+    Imatrix {
+        model: PathBuf,
+        #[arg(short, long, value_name = "TEXT")]
+        file: PathBuf,
+        /// Output .dat file.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 512)]
+        ctx: usize,
+        /// Use at most this many chunks.
+        #[arg(long)]
+        chunks: Option<usize>,
+        /// Also collect output.weight.
+        #[arg(long)]
+        process_output: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Prompt-processing and generation speed (like llama-bench) and the memory roofline.
     Bench {
         model: PathBuf,
@@ -364,6 +386,23 @@ pub fn run(cli: Cli) -> Result<()> {
             chunks,
             json,
         } => eval::perplexity(&model, &file, ctx, chunks, json),
+        Command::Imatrix {
+            model,
+            file,
+            output,
+            ctx,
+            chunks,
+            process_output,
+            quiet,
+        } => eval::imatrix(&eval::ImatrixArgs {
+            model,
+            text: file,
+            output,
+            n_ctx: ctx,
+            max_chunks: chunks,
+            process_output,
+            progress: !quiet,
+        }),
         Command::Bench {
             model,
             pp,

@@ -2,5 +2,6 @@
 //! model with its reference, and size planning.
 
 pub mod compare;
+pub mod imatrix;
 pub mod perplexity;
 pub mod plan;

@@ -55,17 +55,44 @@ pub enum Logits {
     From(usize),
 }
 
+/// Sees the input of every matrix multiplication of the forward pass (for importance matrices):
+/// `name` is the weight's GGUF name (`blk.0.attn_q.weight`, `output.weight`), `x` its input,
+/// rows of `cols` values, one per token, in token order.
+pub trait MatmulObserver: Sync {
+    fn observe(&self, name: &str, x: &[f32], cols: usize);
+}
+
 /// The evaluator: a model plus the scratch state of a forward pass.
 pub struct Session<'m> {
     pub model: &'m Model,
     rope: Rope,
+    observer: Option<&'m dyn MatmulObserver>,
 }
 
 impl<'m> Session<'m> {
     pub fn new(model: &'m Model) -> Session<'m> {
         let hp = &model.hp;
         let rope = Rope::new(hp.head_dim(), hp.rope_theta, model.rope_freqs.as_deref());
-        Session { model, rope }
+        Session {
+            model,
+            rope,
+            observer: None,
+        }
+    }
+
+    /// A session that shows `observer` every matmul input (the plain path pays one branch).
+    pub fn with_observer(model: &'m Model, observer: &'m dyn MatmulObserver) -> Session<'m> {
+        Session {
+            observer: Some(observer),
+            ..Session::new(model)
+        }
+    }
+
+    /// Show `x` (the input of the weight named by `name()`) to the observer, if any.
+    fn observe(&self, name: impl FnOnce() -> String, x: &[f32], cols: usize) {
+        if let Some(o) = self.observer {
+            o.observe(&name(), x, cols);
+        }
     }
 
     /// Run `tokens` at positions `cache.len()..`, append them to the cache and return logits
@@ -94,6 +121,9 @@ impl<'m> Session<'m> {
             ops::rms_norm(row, &self.model.output_norm, hp.norm_eps);
         }
         let mut logits = vec![0f32; rows * hp.n_vocab];
+        if !self.model.hp.tied_embeddings {
+            self.observe(|| "output.weight".into(), &x, d);
+        }
         matmul(&self.model.weights(&self.model.output), &x, &mut logits);
         logits
     }
@@ -111,6 +141,10 @@ impl<'m> Session<'m> {
         let mut q = vec![0f32; n * d];
         let k = &mut cache.k[index][start * kv_dim..(start + n) * kv_dim];
         let v = &mut cache.v[index][start * kv_dim..(start + n) * kv_dim];
+        let name = |s: &str| format!("blk.{index}.{s}.weight");
+        for s in ["attn_q", "attn_k", "attn_v"] {
+            self.observe(|| name(s), &h, d);
+        }
         let mut shared = SharedInput::new(&h, d);
         shared.matmul(&m.weights(&layer.wq), &mut q);
         shared.matmul(&m.weights(&layer.wk), k);
@@ -133,6 +167,7 @@ impl<'m> Session<'m> {
             },
         );
         let mut o = vec![0f32; n * d];
+        self.observe(|| name("attn_output"), &attn, d);
         matmul(&m.weights(&layer.wo), &attn, &mut o);
         add(x, &o);
 
@@ -142,10 +177,14 @@ impl<'m> Session<'m> {
         }
         let mut gate = vec![0f32; n * hp.n_ff];
         let mut up = vec![0f32; n * hp.n_ff];
+        for s in ["ffn_gate", "ffn_up"] {
+            self.observe(|| name(s), &h, d);
+        }
         let mut shared = SharedInput::new(&h, d);
         shared.matmul(&m.weights(&layer.w_gate), &mut gate);
         shared.matmul(&m.weights(&layer.w_up), &mut up);
         ops::swiglu(&mut gate, &up);
+        self.observe(|| name("ffn_down"), &gate, hp.n_ff);
         matmul(&m.weights(&layer.w_down), &gate, &mut o);
         add(x, &o);
     }
