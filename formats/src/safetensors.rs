@@ -81,8 +81,46 @@ fn parse_header_json(header: &[u8]) -> std::result::Result<serde_json::Map<Strin
     let value: Value =
         serde_json::from_slice(header).map_err(|e| format!("header is not valid JSON: {e}"))?;
     match value {
-        Value::Object(map) => Ok(map),
+        Value::Object(map) => {
+            // A JSON object may repeat a key, and the last one silently wins: refuse instead.
+            let keys: TopLevelKeys = serde_json::from_slice(header)
+                .map_err(|e| format!("header is not valid JSON: {e}"))?;
+            let mut seen = std::collections::HashSet::new();
+            match keys.0.into_iter().find(|k| !seen.insert(k.clone())) {
+                Some(dup) => Err(format!(
+                    "tensor {dup:?} appears twice in the header (duplicate name)"
+                )),
+                None => Ok(map),
+            }
+        }
         _ => Err("header is not a JSON object".into()),
+    }
+}
+
+/// The keys of a JSON object in order, repeats included (values are skipped).
+struct TopLevelKeys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for TopLevelKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = TopLevelKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<TopLevelKeys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    keys.push(k);
+                }
+                Ok(TopLevelKeys(keys))
+            }
+        }
+        d.deserialize_map(Keys)
     }
 }
 
