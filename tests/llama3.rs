@@ -202,6 +202,12 @@ fn small_tiktoken_converts_and_bad_tiktoken_files_fail() {
     let good = small_tiktoken();
     std::fs::write(&tk, good.join("\n") + "\n").unwrap();
     let hf = model_dir(&py, dir.path(), &tk);
+    // Llama 3.1 RoPE scaling is refused for a vocabulary that is not Llama 3's (below).
+    let config_path = hf.join("config.json");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    let mut plain: serde_json::Value = serde_json::from_str(&config).unwrap();
+    plain.as_object_mut().unwrap().remove("rope_scaling");
+    std::fs::write(&config_path, plain.to_string()).unwrap();
     let out = dir.path().join("out.gguf");
     llq_ok(&["convert", s(&hf), "-o", s(&out)]);
     let tok = Tokenizer::from_gguf(&GgufFile::open(&out).unwrap()).unwrap();
@@ -227,4 +233,49 @@ fn small_tiktoken_converts_and_bad_tiktoken_files_fail() {
     // One token fewer than the embedding's rows.
     write(&good[..good.len() - 1]);
     convert_fails(&hf, &out, "but the embedding has 520 rows");
+    write(&good);
+    std::fs::write(&config_path, config).unwrap();
+    convert_fails(&hf, &out, "non-Llama-3 vocabulary");
+}
+
+#[test]
+fn llama3_fixture_logits_match_llama_cpp() {
+    let (Some(py), Some(shared)) = (python(), shared()) else {
+        return;
+    };
+    use llq::runtime::forward::{KvCache, Logits, Session};
+    use llq::runtime::model::Model;
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = shared.join("tokenizers/llama3/tokenizer.model");
+    let hf = model_dir(&py, dir.path(), &tokenizer);
+    let gguf = dir.path().join("l3.gguf");
+    llq_ok(&["convert", s(&hf), "-o", s(&gguf), "--type", "f32"]);
+    let model = Model::load(&gguf).unwrap();
+    assert!(model.rope_freqs.is_some(), "rope_freqs.weight not written");
+    let tok = Tokenizer::from_gguf(&model.file).unwrap();
+    let ids = tok.encode(
+        "Robert Boulter is an English film , television and theatre actor . He had a guest \
+         @-@ starring role on the television series The Bill in 2000 .",
+        true,
+    );
+    let mut cache = KvCache::new(&model, ids.len());
+    let ours = Session::new(&model).forward(&ids, &mut cache, Logits::All);
+    let out = dir.path().join("lc.f32");
+    let mut args = vec![s(&gguf).to_string(), s(&out).to_string()];
+    args.extend(ids.iter().map(|i| i.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_py(&py, "llama3_logits.py", &args);
+    let theirs: Vec<f32> = std::fs::read(&out)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(ours.len(), theirs.len());
+    let max = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    println!("llama3 fixture: max |Δlogit| llq vs llama.cpp = {max}");
+    assert!(max < 1e-2, "max |Δlogit| {max}");
 }

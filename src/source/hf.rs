@@ -90,11 +90,15 @@ fn open_files(dir: &Path, files: &[PathBuf]) -> Result<Source> {
             t.reader = t.reader.clone().unpermute_rotary(heads);
         }
     }
+    let meta = load_tokenizer(dir, &hp)?;
+    if let Some(rope) = llama3_rope(&config_path)? {
+        super::add_rope_freqs(dir, &hp, &meta, &rope, &mut tensors)?;
+    }
     Ok(Source {
         path: dir.to_path_buf(),
         kind: SourceKind::HuggingFace { files: files.len() },
         name: folder_name(dir),
-        meta: load_tokenizer(dir, &hp)?,
+        meta,
         hparams: hp,
         tensors,
     })
@@ -136,4 +140,38 @@ fn rotary_heads(gguf_name: &str, hp: &llq_formats::params::Hyperparams) -> Optio
     } else {
         None
     }
+}
+
+/// `rope_scaling` of type "llama3" in config.json, if any.
+fn llama3_rope(config_path: &Path) -> Result<Option<super::Llama3Rope>> {
+    let text = std::fs::read_to_string(config_path)
+        .map_err(|e| Error::io(config_path, "cannot read", e))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::file(config_path, format!("invalid JSON: {e}")))?;
+    let Some(rs) = v.get("rope_scaling").filter(|r| !r.is_null()) else {
+        return Ok(None);
+    };
+    let kind = rs
+        .get("rope_type")
+        .or_else(|| rs.get("type"))
+        .and_then(|t| t.as_str())
+        .unwrap_or("");
+    if kind != "llama3" {
+        return Err(Error::file(
+            config_path,
+            format!("rope_scaling type {kind:?} is not supported (only \"llama3\")"),
+        ));
+    }
+    let d = super::Llama3Rope::default();
+    let num = |k: &str, default: f32| {
+        rs.get(k)
+            .and_then(|x| x.as_f64())
+            .map_or(default, |x| x as f32)
+    };
+    Ok(Some(super::Llama3Rope {
+        factor: num("factor", d.factor),
+        low_freq_factor: num("low_freq_factor", d.low_freq_factor),
+        high_freq_factor: num("high_freq_factor", d.high_freq_factor),
+        original_context: num("original_max_position_embeddings", d.original_context),
+    }))
 }

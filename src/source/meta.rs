@@ -47,14 +47,19 @@ pub(super) fn open(dir: &Path) -> Result<Source> {
             },
         );
     }
-    let tensors = collect_tensors(dir, &hp, found)?;
+    let mut tensors = collect_tensors(dir, &hp, found)?;
+    let meta = load_tokenizer(dir, &hp)?;
+    if params.use_scaled_rope == Some(true) {
+        let rope = super::Llama3Rope::default();
+        super::add_rope_freqs(dir, &hp, &meta, &rope, &mut tensors)?;
+    }
     Ok(Source {
         path: dir.to_path_buf(),
         kind: SourceKind::Meta {
             shards: shards.len(),
         },
         name: folder_name(dir),
-        meta: load_tokenizer(dir, &hp)?,
+        meta,
         hparams: hp,
         tensors,
     })
