@@ -84,7 +84,7 @@ impl BpeVocab {
         let n = ranks.tokens.len();
         if n + N_SPECIAL != n_vocab {
             return Err(format!(
-                "tokenizer has {n} tokens + {N_SPECIAL} special tokens = {} but the embedding has \
+                "tiktoken tokenizer has {n} tokens + {N_SPECIAL} special tokens = {} but the embedding has \
                  {n_vocab} rows",
                 n + N_SPECIAL
             ));
