@@ -48,7 +48,7 @@ pub fn run(session: &Session, pp: usize, tg: usize, reps: usize) -> BenchResult 
     let tokens: Vec<u32> = (0..pp.max(1) as u32)
         .map(|i| (i * 7919 + 1) % n_vocab)
         .collect();
-    let mut cache = KvCache::new(session.model, pp + tg + 1);
+    let mut cache = KvCache::new(session.model, pp.max(tg) + 1);
     let (mut best_pp, mut best_tg) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..reps.max(1) {
         cache.clear();
@@ -58,6 +58,8 @@ pub fn run(session: &Session, pp: usize, tg: usize, reps: usize) -> BenchResult 
             best_pp = best_pp.min(t.elapsed().as_secs_f64());
         }
         if tg > 0 {
+            // Like llama-bench, generation starts from an empty cache (not after the prompt).
+            cache.clear();
             let t = Instant::now();
             let mut token = tokens[0];
             for _ in 0..tg {

@@ -244,24 +244,23 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], s: AttnShape) -> Vec<f32> {
     let group = s.n_head / s.n_head_kv;
     let scale = 1.0 / (hd as f32).sqrt();
     let mut out = vec![0f32; q.len()];
-    out.par_chunks_mut(hd).enumerate().for_each(|(i, out)| {
-        let (t, head) = (i / s.n_head, i % s.n_head);
-        let qh = &q[t * d + head * hd..t * d + (head + 1) * hd];
-        let kv_off = (head / group) * hd;
-        let n_pos = s.start + t + 1;
-        let mut scores: Vec<f32> = (0..n_pos)
-            .map(|p| {
-                let kp = &k[p * kv_dim + kv_off..p * kv_dim + kv_off + hd];
-                qh.iter().zip(kp).map(|(a, b)| a * b).sum::<f32>() * scale
-            })
-            .collect();
-        ops::softmax(&mut scores);
-        for (p, w) in scores.iter().enumerate() {
-            let vp = &v[p * kv_dim + kv_off..p * kv_dim + kv_off + hd];
-            for (o, x) in out.iter_mut().zip(vp) {
-                *o += w * x;
+    out.par_chunks_mut(hd)
+        .enumerate()
+        .for_each_init(Vec::new, |scores, (i, out)| {
+            let (t, head) = (i / s.n_head, i % s.n_head);
+            let qh = &q[t * d + head * hd..t * d + (head + 1) * hd];
+            let kv_off = (head / group) * hd;
+            let n_pos = s.start + t + 1;
+            scores.clear();
+            scores.extend(
+                (0..n_pos).map(|p| {
+                    ops::dot(qh, &k[p * kv_dim + kv_off..p * kv_dim + kv_off + hd]) * scale
+                }),
+            );
+            ops::softmax(scores);
+            for (p, &w) in scores.iter().enumerate() {
+                ops::axpy(w, &v[p * kv_dim + kv_off..p * kv_dim + kv_off + hd], out);
             }
-        }
-    });
+        });
     out
 }

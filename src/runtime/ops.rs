@@ -46,6 +46,32 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// `a · b` in f32 with eight independent partial sums, which the compiler turns into SIMD
+/// (a single running sum is a dependency chain it may not reorder).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `y += a · x`.
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
 /// Softmax in place, stable against large logits.
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -77,6 +103,17 @@ mod tests {
         // The first pair turns by exactly `pos` radians (θ₀ = 1).
         let (s, c) = 37f32.sin_cos();
         assert!((x[0] - (orig[0] * c - orig[1] * s)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn dot_and_axpy() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.25).collect();
+        let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - want).abs() < 1e-4);
+        let mut y = b.clone();
+        axpy(2.0, &a, &mut y);
+        assert_eq!(y[3], b[3] + 2.0 * a[3]);
     }
 
     #[test]
