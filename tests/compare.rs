@@ -133,14 +133,15 @@ fn statistics_match_numpy_over_llama_cpp_logits() {
         assert_eq!(got["tokens"], want["tokens"]);
         // PPLs through their logarithms (the mean NLL): 1e-4 absolute on PPL ≈ 91 would ask
         // the two F32 forward passes to agree to 1e-6 relative, below their rounding noise.
-        for key in ["ppl_ref", "ppl_quant"] {
+        // The quantized side runs two different Q8_0 implementations (llq's kernels, SIMD or
+        // scalar, and llama.cpp's), which round activations differently: measured up to
+        // 1.3e-4 apart in ln PPL, so 5e-4 there; the F32 side keeps 1e-4.
+        for (key, tol) in [("ppl_ref", 1e-4), ("ppl_quant", 5e-4)] {
             let (g, w) = (f(&got, key).ln(), f(&want, key).ln());
-            assert!((g - w).abs() <= 1e-4, "ln {key}: llq {g} numpy {w}");
+            assert!((g - w).abs() <= tol, "ln {key}: llq {g} numpy {w}");
         }
-        // The ratio compounds both models' forward-pass differences (llama.cpp's Q8_0 matmuls
-        // are not llq's, bit for bit): 3e-4. The distribution statistics: 1e-4.
         for (key, tol) in [
-            ("ppl_ratio", 3e-4),
+            ("ppl_ratio", 5e-4),
             ("kld_mean", 1e-4),
             ("kld_p99", 1e-4),
             ("top1", 1e-4),
