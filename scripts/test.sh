@@ -16,8 +16,8 @@ if [ ! -d "$LLQ_SHARED" ]; then
   unset LLQ_SHARED
 fi
 
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
 # Again on the portable scalar kernels, so the reference path stays correct on every machine
 # (the first run used the SIMD kernels this CPU offers).
 echo "== the suite again with LLQ_KERNELS=scalar =="
-LLQ_KERNELS=scalar cargo test --workspace "$@"
+LLQ_KERNELS=scalar cargo test --workspace --no-fail-fast "$@"
