@@ -244,8 +244,7 @@ fn missing_trainer_spec() {
 
 // ---- other tokenizer formats ----------------------------------------------------------------
 
-const TIKTOKEN_MESSAGE: &str = "is a tiktoken (Llama 3) tokenizer, not SentencePiece; \
-                                Llama 3 tokenizers are not supported yet";
+const TIKTOKEN_MESSAGE: &str = "is a tiktoken (Llama 3) tokenizer, not SentencePiece";
 
 #[test]
 fn tiktoken_sample_is_recognised() {

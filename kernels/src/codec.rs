@@ -65,6 +65,23 @@ impl BlockCodec for Bf16 {
     }
 }
 
+/// Decode a row block by block: `decode` turns one stored block of `ty` into its `N` values.
+pub(crate) fn dequantize_blocks<const N: usize>(
+    ty: GgmlType,
+    src: &[u8],
+    dst: &mut [f32],
+    decode: impl Fn(&[u8], &mut [f32; N]),
+) {
+    debug_assert_eq!(ty.block_size(), N);
+    assert_eq!(ty.row_bytes(dst.len()), Some(src.len()), "{ty} row size");
+    for (block, out) in src
+        .chunks_exact(ty.type_size())
+        .zip(dst.chunks_exact_mut(N))
+    {
+        decode(block, out.try_into().expect("chunks of N"));
+    }
+}
+
 /// Every type that can be written and read. Adding a type: one impl plus one row here.
 const CODECS: &[Codec] = &[
     entry::<F32>(),

@@ -25,6 +25,7 @@ pub use q5_k::Q5_K;
 pub use q6_k::Q6_K;
 pub use q8_k::Q8_K;
 
+use crate::codec::dequantize_blocks;
 use crate::float::{f16_bits_to_f32, f32_to_f16_bits};
 use crate::types::{GgmlType, QK_K};
 
@@ -58,22 +59,6 @@ fn quantize_blocks(
                 encode(x.try_into().unwrap(), Some(w.try_into().unwrap()), out);
             }
         }
-    }
-}
-
-/// Decode a row super-block by super-block.
-fn dequantize_blocks(
-    ty: GgmlType,
-    src: &[u8],
-    dst: &mut [f32],
-    decode: impl Fn(&[u8], &mut Block),
-) {
-    assert_eq!(ty.row_bytes(dst.len()), Some(src.len()), "{ty} row size");
-    for (b, y) in src
-        .chunks_exact(ty.type_size())
-        .zip(dst.chunks_exact_mut(QK_K))
-    {
-        decode(b, y.try_into().unwrap());
     }
 }
 

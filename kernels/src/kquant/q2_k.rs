@@ -136,7 +136,7 @@ impl BlockCodec for Q2_K {
     }
 
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
-        dequantize_blocks(Self::TYPE, src, dst, |b, y| {
+        dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut super::Block| {
             let (d, dmin) = (read_f16(b, D), read_f16(b, DMIN));
             // Sub-block j (16 elements) sits at bits 2·((j/2)%4) of the 16 bytes starting at
             // 32·(j/8) + 16·(j%2), the inverse of `pack_2bit`.

@@ -132,7 +132,7 @@ impl BlockCodec for Q3_K {
     }
 
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
-        dequantize_blocks(Self::TYPE, src, dst, |b, y| {
+        dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut super::Block| {
             let d = read_f16(b, D);
             let (hmask, packed) = (&b[HMASK..QS], &b[SCALES..D]);
             // Sub-block j (16 elements) sits at bits 2·((j/2)%4) of the 16 bytes starting at

@@ -39,7 +39,7 @@ impl BlockCodec for Q4_K {
     }
 
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
-        dequantize_blocks(Self::TYPE, src, dst, |b, y| {
+        dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut super::Block| {
             let qs = &b[HEAD_BYTES..];
             for (c, (q, y)) in qs.chunks_exact(32).zip(y.chunks_exact_mut(64)).enumerate() {
                 let (d1, m1) = scale_min(b, 2 * c);

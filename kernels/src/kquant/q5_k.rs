@@ -51,7 +51,7 @@ impl BlockCodec for Q5_K {
     }
 
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
-        dequantize_blocks(Self::TYPE, src, dst, |b, y| {
+        dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut super::Block| {
             let qh = &b[HEAD_BYTES..QS];
             for (c, (q, y)) in b[QS..]
                 .chunks_exact(32)

@@ -80,7 +80,7 @@ impl BlockCodec for Q6_K {
     }
 
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
-        dequantize_blocks(Self::TYPE, src, dst, |b, y| {
+        dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut super::Block| {
             let d = read_f16(b, D);
             let halves = y.chunks_exact_mut(128).zip(b[QL..QH].chunks_exact(64));
             for (n, (y, ql)) in halves.enumerate() {

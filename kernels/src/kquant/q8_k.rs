@@ -47,7 +47,7 @@ impl BlockCodec for Q8_K {
     }
 
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
-        dequantize_blocks(Self::TYPE, src, dst, |b, y| {
+        dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut super::Block| {
             let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             for (y, &q) in y.iter_mut().zip(&b[QS..BSUMS]) {
                 *y = d * f32::from(q as i8);

@@ -21,6 +21,7 @@ pub use q5_1::Q5_1;
 pub use q8_0::Q8_0;
 pub use q8_1::Q8_1;
 
+use crate::codec::dequantize_blocks;
 use crate::float::{f16_bits_to_f32, f32_to_f16_bits};
 use crate::types::GgmlType;
 
@@ -66,22 +67,6 @@ fn quantize_row_with(
         let x: &Block = x.try_into().unwrap();
         let w: Block = std::array::from_fn(|j| qw[j] * (sigma2 + x[j] * x[j]).sqrt());
         encode_weighted(x, &w, out);
-    }
-}
-
-/// Decode a row block by block with `decode`.
-fn dequantize_blocks(
-    ty: GgmlType,
-    src: &[u8],
-    dst: &mut [f32],
-    decode: impl Fn(&[u8], &mut Block),
-) {
-    assert_eq!(ty.row_bytes(dst.len()), Some(src.len()), "{ty} row size");
-    for (block, out) in src
-        .chunks_exact(ty.type_size())
-        .zip(dst.chunks_exact_mut(QK))
-    {
-        decode(block, out.try_into().unwrap());
     }
 }
 
