@@ -85,8 +85,7 @@ fn parse_header_json(header: &[u8]) -> std::result::Result<serde_json::Map<Strin
             // A JSON object may repeat a key, and the last one silently wins: refuse instead.
             let keys: TopLevelKeys = serde_json::from_slice(header)
                 .map_err(|e| format!("header is not valid JSON: {e}"))?;
-            let mut seen = std::collections::HashSet::new();
-            match keys.0.into_iter().find(|k| !seen.insert(k.clone())) {
+            match keys.first_repeat() {
                 Some(dup) => Err(format!(
                     "tensor {dup:?} appears twice in the header (duplicate name)"
                 )),
@@ -99,6 +98,20 @@ fn parse_header_json(header: &[u8]) -> std::result::Result<serde_json::Map<Strin
 
 /// The keys of a JSON object in order, repeats included (values are skipped).
 struct TopLevelKeys(Vec<String>);
+
+impl TopLevelKeys {
+    /// The first key that appears a second time.
+    fn first_repeat(self) -> Option<String> {
+        let mut seen = std::collections::HashSet::new();
+        self.0.into_iter().find(|k| !seen.insert(k.clone()))
+    }
+}
+
+/// Just the keys of an index's `weight_map`, to catch a tensor listed twice.
+#[derive(serde::Deserialize)]
+struct WeightMapKeys {
+    weight_map: TopLevelKeys,
+}
 
 impl<'de> serde::Deserialize<'de> for TopLevelKeys {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -249,6 +262,12 @@ pub fn parse_index(text: &[u8]) -> std::result::Result<BTreeMap<String, String>,
         .get("weight_map")
         .and_then(Value::as_object)
         .ok_or("index has no \"weight_map\" object")?;
+    // As in headers, a repeated key would silently keep only its last shard.
+    let keys: WeightMapKeys =
+        serde_json::from_slice(text).map_err(|e| format!("index is not valid JSON: {e}"))?;
+    if let Some(dup) = keys.weight_map.first_repeat() {
+        return Err(format!("weight_map lists tensor {dup:?} twice"));
+    }
     map.iter()
         .map(|(tensor, shard)| {
             let shard = shard

@@ -44,6 +44,15 @@ fn refuses_shards_outside_the_directory() {
 }
 
 #[test]
+fn refuses_a_tensor_listed_twice() {
+    let (_dir, path) = index_with(
+        r#"{"w": "model-00001-of-00002.safetensors", "w": "model-00002-of-00002.safetensors"}"#,
+    );
+    let err = safetensors::read_index(&path).unwrap_err().to_string();
+    assert!(err.contains("\"w\" twice"), "{err}");
+}
+
+#[test]
 fn refuses_malformed_indexes() {
     let (_dir, path) = index_with(r#"{"w": 3}"#);
     let err = safetensors::read_index(&path).unwrap_err().to_string();
