@@ -162,10 +162,19 @@ pub fn matmul_quantized_with(table: &DotTable, w: &Weights, act: &Activations, o
             let r0 = ci * ROW_TILE;
             let nr = o.len() / n_tok;
             for t0 in (0..n_tok).step_by(TOK_TILE) {
+                let t1 = (t0 + TOK_TILE).min(n_tok);
+                // Tokens in groups of 4 through the multi-token kernel (each weight block
+                // unpacked once per group), the rest one by one; same results either way.
+                let t4 = t0 + (t1 - t0) / 4 * 4;
                 for i in 0..nr {
                     let wr = w.row_data(r0 + i);
-                    for t in t0..(t0 + TOK_TILE).min(n_tok) {
-                        o[i * n_tok + t] = dotf(cols, wr, act.row(t));
+                    let o = &mut o[i * n_tok..(i + 1) * n_tok];
+                    for t in (t0..t4).step_by(4) {
+                        let a = [act.row(t), act.row(t + 1), act.row(t + 2), act.row(t + 3)];
+                        o[t..t + 4].copy_from_slice(&k.dot4(cols, wr, a));
+                    }
+                    for (t, o) in o.iter_mut().enumerate().take(t1).skip(t4) {
+                        *o = dotf(cols, wr, act.row(t));
                     }
                 }
             }

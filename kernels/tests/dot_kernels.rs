@@ -327,3 +327,97 @@ fn llq_kernels_forces_a_table() {
         assert!(stdout.contains("1 passed"), "LLQ_KERNELS={value}: {stdout}");
     }
 }
+
+/// `Kernel::dot4(n, w, [a0, a1, a2, a3])` must equal `[dot(n, w, a0), ..]` bit for bit, in every
+/// table: the dedicated multi-token kernels (AVX-512 Q4_0/Q8_0) and the generic fallback.
+fn assert_dot4_exact(t: &DotTable, ty: GgmlType, n: usize, w: &[u8], a: [&[u8]; 4], what: &str) {
+    let k = t.kernel(ty).unwrap();
+    let got = k.dot4(n, w, a);
+    for (j, (g, a)) in got.iter().zip(a).enumerate() {
+        let want = (k.dot)(n, w, a);
+        assert_eq!(
+            g.to_bits(),
+            want.to_bits(),
+            "{} {ty} n={n} {what} token {j}: dot4 {g} vs dot {want}",
+            t.isa
+        );
+    }
+}
+
+/// Block counts with and without a tail after the four-block steps.
+fn dot4_lengths(ty: GgmlType) -> Vec<usize> {
+    let mut v = lengths(ty).to_vec();
+    if ty.block_size() == 32 {
+        v.extend([160, 224, 4096 + 96]);
+    }
+    v
+}
+
+#[test]
+fn dot4_equals_four_dots_on_random_rows() {
+    let mut rng = Rng::new(4);
+    for t in dot::tables() {
+        for ty in WEIGHT_TYPES {
+            for n in dot4_lengths(ty) {
+                for scale in [1e-3f32, 1.0, 40.0] {
+                    let w = encode(ty, &rng.normals(n, scale));
+                    let a: Vec<Vec<u8>> = (0..4)
+                        .map(|_| activations(ty, &rng.normals(n, 1.0 / scale)))
+                        .collect();
+                    let a = [&a[0][..], &a[1][..], &a[2][..], &a[3][..]];
+                    assert_dot4_exact(t, ty, n, &w, a, &format!("scale {scale}"));
+                }
+                // Raw fp16 scales of either sign, normal or subnormal.
+                let d = loop {
+                    let bits = rng.next() as u16;
+                    if bits & 0x7c00 != 0x7c00 {
+                        break bits;
+                    }
+                };
+                let mut r2 = Rng::new(rng.next());
+                let w = raw_weights(ty, n, d, &mut || r2.next() as u8);
+                let a: Vec<Vec<u8>> = (0..4)
+                    .map(|_| activations(ty, &rng.normals(n, 1.0)))
+                    .collect();
+                let a = [&a[0][..], &a[1][..], &a[2][..], &a[3][..]];
+                assert_dot4_exact(t, ty, n, &w, a, &format!("raw scale {d:#06x}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn dot4_equals_four_dots_on_adversarial_rows() {
+    let mut rng = Rng::new(5);
+    for t in dot::tables() {
+        for ty in WEIGHT_TYPES {
+            for n in dot4_lengths(ty).into_iter().filter(|&n| n <= 1024) {
+                for (wname, mut fill) in patterns(&mut rng) {
+                    let w = raw_weights(ty, n, 0x3C00, &mut *fill);
+                    // Four different extreme activation rows against the same weights.
+                    let a: Vec<Vec<u8>> = levels(&mut rng)
+                        .into_iter()
+                        .map(|(_, mut level)| {
+                            raw_activations(ty, n, &mut || match level() {
+                                -128 => -127,
+                                v => v,
+                            })
+                        })
+                        .collect();
+                    let a = [&a[0][..], &a[1][..], &a[2][..], &a[3][..]];
+                    assert_dot4_exact(t, ty, n, &w, a, &format!("weights {wname}"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn avx512_has_multi_token_kernels_for_q4_0_and_q8_0() {
+    for t in dot::tables() {
+        for ty in WEIGHT_TYPES {
+            let want = t.isa == "avx512vnni" && matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0);
+            assert_eq!(t.kernel(ty).unwrap().has_dot4(), want, "{} {ty}", t.isa);
+        }
+    }
+}

@@ -142,3 +142,42 @@ fn matmul_is_deterministic() {
         assert_eq!(o[..], a[t * 64..(t + 1) * 64]);
     }
 }
+
+/// The multi-token tile (tokens in groups of 4 through `Kernel::dot4`, the rest one by one)
+/// gives exactly the 1×1 kernel's result for every (row, token), in every table; token counts
+/// cover whole groups, remainders and more than one token tile.
+#[test]
+fn matmul_equals_one_by_one_dots_exactly() {
+    let (rows, cols) = (19, 256);
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::F16,
+    ] {
+        for n_tok in [2, 4, 7, 64, 67, 131] {
+            let mut rng = Rng::new(n_tok as u64);
+            let wf = rng.normals(rows * cols, 0.5);
+            let data: Vec<u8> = wf.chunks(cols).flat_map(|r| encode(ty, r)).collect();
+            let w = Weights::new(ty, &data, rows, cols).unwrap();
+            let act = Activations::quantize(ty, &rng.normals(n_tok * cols, 2.0), cols);
+            for table in dot::tables() {
+                let k = table.kernel(ty).unwrap();
+                let mut o = vec![f32::NAN; n_tok * rows];
+                matmul_quantized_with(table, &w, &act, &mut o);
+                for t in 0..n_tok {
+                    let a = &act.data[t * act.row_bytes..(t + 1) * act.row_bytes];
+                    for r in 0..rows {
+                        let want = (k.dot)(cols, w.row_data(r), a);
+                        assert_eq!(
+                            o[t * rows + r].to_bits(),
+                            want.to_bits(),
+                            "{} {ty} n_tok={n_tok} row {r} token {t}",
+                            table.isa
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -22,7 +22,7 @@ use super::avx2::{
     bsum_dot16, fma_block, h, h4, hsum_ps, isums_q4_0, isums_q8_0, ld128, ld256, YQ,
 };
 use super::scalar::f32_at;
-use super::{check, DotFn, DotTable};
+use super::{check, Dot4Fn, DotFn, DotTable};
 use crate::types::GgmlType::{self, *};
 use std::arch::x86_64::*;
 
@@ -42,6 +42,10 @@ pub(super) fn table() -> Option<DotTable> {
     let entries: [(GgmlType, DotFn); 3] = [(Q4_0, q4_0), (Q8_0, q8_0), (Q6_K, q6_k)];
     for (ty, dot) in entries {
         t.set(ty, dot);
+    }
+    let multi: [(GgmlType, Dot4Fn); 2] = [(Q4_0, q4_0_x4), (Q8_0, q8_0_x4)];
+    for (ty, dot4) in multi {
+        t.set4(ty, dot4);
     }
     Some(t)
 }
@@ -184,6 +188,114 @@ fn q8_0_row(w: &[u8], a: &[u8]) -> f32 {
     quad_loop!(w, a, 34, 32, isums2_q8_0, isums_q8_0)
 }
 
+// ---- Multi-token kernels: one weight row against four activation rows. ----
+//
+// Each weight block is loaded and unpacked once per step and then used for all four rows. Per
+// row, every operation (block products, integer sums, FMA into the same accumulator, tail,
+// final reduction) is the one of the 1×1 kernel above, in the same order, so the results are
+// bit-identical to four calls of it.
+
+/// [`q4_0_row`] for four activation rows.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q4_0_row_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let eight = _mm256_set1_epi8(8);
+    let pick = [
+        _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1),
+        _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
+    ];
+    let z = _mm256_setzero_si256();
+    let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+    let steps = w.len() / (4 * 18);
+    for i in 0..steps {
+        let x = &w[72 * i..72 * i + 72];
+        let dx = h4(x, 18, 0);
+        let mut lo = [z; 2];
+        let mut hi = [z; 2];
+        for p in 0..2 {
+            let (x0, x1) = (&x[36 * p + 2..36 * p + 18], &x[36 * p + 20..36 * p + 36]);
+            let q = _mm256_set_m128i(ld128(x1), ld128(x0));
+            lo[p] = _mm256_and_si256(q, m4);
+            hi[p] = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+        }
+        for (a, acc) in a.iter().zip(acc.iter_mut()) {
+            let y = &a[136 * i..136 * i + 136];
+            let d = _mm256_castps128_ps256(_mm_mul_ps(dx, h4(y, 34, 0)));
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let (y0, y1) = (&y[68 * p + 2..68 * p + 34], &y[68 * p + 36..68 * p + 68]);
+                let ylo = _mm256_set_m128i(ld128(y1), ld128(y0));
+                let yhi = _mm256_set_m128i(ld128(&y1[16..]), ld128(&y0[16..]));
+                let qy = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, lo[p], ylo), hi[p], yhi);
+                let y8 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, eight, ylo), eight, yhi);
+                let dk = _mm256_permutevar8x32_ps(d, pick[p]);
+                *acc = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(_mm256_sub_epi32(qy, y8)), *acc);
+            }
+        }
+    }
+    let mut out = [0f32; 4];
+    for ((a, acc), out) in a.iter().zip(acc.iter_mut()).zip(out.iter_mut()) {
+        let rest = w[72 * steps..]
+            .chunks_exact(18)
+            .zip(a[136 * steps..].chunks_exact(34));
+        for (x, y) in rest {
+            fma_block(&mut acc[0], h(x, 0) * h(y, 0), isums_q4_0(x, y));
+        }
+        *out = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+    }
+    out
+}
+
+/// [`q8_0_row`] for four activation rows: |x| and x's sign mask (see [`isums2_q8_0`]) are
+/// computed once per pair of blocks.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q8_0_row_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let z = _mm512_setzero_si512();
+    let mut acc = [[_mm512_setzero_ps(); 2]; 4];
+    let steps = w.len() / (4 * 34);
+    for i in 0..steps {
+        let x = &w[136 * i..136 * i + 136];
+        let dx = h4(x, 34, 0);
+        let mut ax = [z; 2];
+        let mut neg = [0u64; 2];
+        for p in 0..2 {
+            let (b0, b1) = (2 * p, 2 * p + 1);
+            let xv = join(
+                ld256(&x[34 * b0 + 2..34 * b0 + 34]),
+                ld256(&x[34 * b1 + 2..34 * b1 + 34]),
+            );
+            neg[p] = _mm512_movepi8_mask(xv);
+            ax[p] = _mm512_abs_epi8(xv);
+        }
+        for (a, acc) in a.iter().zip(acc.iter_mut()) {
+            let y = &a[136 * i..136 * i + 136];
+            let d = _mm_mul_ps(dx, h4(y, 34, 0));
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let (b0, b1) = (2 * p, 2 * p + 1);
+                let yv = join(
+                    ld256(&y[34 * b0 + 2..34 * b0 + 34]),
+                    ld256(&y[34 * b1 + 2..34 * b1 + 34]),
+                );
+                let sy = _mm512_mask_sub_epi8(yv, neg[p], z, yv);
+                let s = _mm512_dpbusd_epi32(z, ax[p], sy);
+                let dk = pick2(d, b0 as i32, b1 as i32);
+                *acc = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(s), *acc);
+            }
+        }
+    }
+    let mut out = [0f32; 4];
+    for ((a, acc), out) in a.iter().zip(acc.iter()).zip(out.iter_mut()) {
+        let mut tail = _mm256_setzero_ps();
+        let rest = w[136 * steps..]
+            .chunks_exact(34)
+            .zip(a[136 * steps..].chunks_exact(34));
+        for (x, y) in rest {
+            fma_block(&mut tail, h(x, 0) * h(y, 0), isums_q8_0(x, y));
+        }
+        *out = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) + hsum_ps(tail);
+    }
+    out
+}
+
 // ---- K-quants: one 256-element super-block against one Q8_K block per call. ----
 
 /// The two-accumulator loop over a row of super-blocks: `$blk(x, y, &mut acc, &mut extra)`
@@ -276,6 +388,21 @@ macro_rules! entry {
     };
 }
 
+macro_rules! entry4 {
+    ($name:ident, $row:ident, $wt:expr, $at:expr) => {
+        fn $name(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+            for a in a {
+                check(n, w, a, $wt, $at);
+            }
+            // SAFETY: as in `entry!`: only reachable through the table built by `table()`,
+            // which checked every feature `$row` is compiled for.
+            unsafe { $row(w, a) }
+        }
+    };
+}
+
 entry!(q4_0, q4_0_row, Q4_0, Q8_0);
 entry!(q8_0, q8_0_row, Q8_0, Q8_0);
 entry!(q6_k, q6_k_row, Q6_K, Q8_K);
+entry4!(q4_0_x4, q4_0_row_x4, Q4_0, Q8_0);
+entry4!(q8_0_x4, q8_0_row_x4, Q8_0, Q8_0);

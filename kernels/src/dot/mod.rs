@@ -28,11 +28,44 @@ use std::sync::OnceLock;
 /// Panics if the byte lengths are not those of `n` elements of the weight and activation types.
 pub type DotFn = fn(usize, &[u8], &[u8]) -> f32;
 
+/// `dot4(n, weight_row_bytes, [act_row_bytes; 4])`: one weight row against four activation
+/// rows, each weight block unpacked once. Bit-identical to four calls of the same table's
+/// [`DotFn`] (same integer block sums, same float accumulation order per row).
+pub type Dot4Fn = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
+
 /// One kernel: the activation type it expects and its dot product.
 #[derive(Clone, Copy)]
 pub struct Kernel {
     pub act: GgmlType,
     pub dot: DotFn,
+    /// A multi-token kernel, where the table has one for this type.
+    multi: Option<Dot4Fn>,
+}
+
+impl Kernel {
+    pub(crate) fn new(act: GgmlType, dot: DotFn) -> Kernel {
+        Kernel {
+            act,
+            dot,
+            multi: None,
+        }
+    }
+
+    /// One weight row `w` against four activation rows: the table's multi-token kernel when it
+    /// has one, else four calls of [`Kernel::dot`]. Either way the results are bit-identical
+    /// to `[dot(n, w, a[0]), .., dot(n, w, a[3])]`.
+    #[inline]
+    pub fn dot4(&self, n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+        match self.multi {
+            Some(f) => f(n, w, a),
+            None => a.map(|a| (self.dot)(n, w, a)),
+        }
+    }
+
+    /// Whether [`Kernel::dot4`] has a dedicated kernel (rather than four 1×1 calls).
+    pub fn has_dot4(&self) -> bool {
+        self.multi.is_some()
+    }
 }
 
 /// A complete set of kernels for one ISA, indexed by weight type.
@@ -54,6 +87,17 @@ impl DotTable {
             .as_mut()
             .expect("SIMD kernel for a type without a scalar one");
         k.dot = dot;
+        // A multi-token kernel of the previous table would no longer match `dot` bit for bit.
+        k.multi = None;
+    }
+
+    /// Install the multi-token kernel of `ty` (after its [`DotTable::set`], if any).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn set4(&mut self, ty: GgmlType, dot4: Dot4Fn) {
+        let k = self.kernels[ty as usize]
+            .as_mut()
+            .expect("SIMD kernel for a type without a scalar one");
+        k.multi = Some(dot4);
     }
 }
 

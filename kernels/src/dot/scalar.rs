@@ -344,10 +344,7 @@ pub(super) fn table() -> DotTable {
         (Q6_K, q6_k),
     ];
     for (ty, dot) in entries {
-        kernels[ty as usize] = Some(Kernel {
-            act: super::act_type(ty).unwrap(),
-            dot,
-        });
+        kernels[ty as usize] = Some(Kernel::new(super::act_type(ty).unwrap(), dot));
     }
     DotTable {
         isa: "scalar",
