@@ -7,9 +7,14 @@
 //! token's rank, so that merge order follows the merged token's rank (tiktoken merges the
 //! adjacent pair whose concatenation has the lowest rank, and a byte-level BPE that applies
 //! merges in this order makes the same choices).
+//!
+//! A Hugging Face `tokenizer.json` already holds tokens in GPT-2 spelling and its merges; it is
+//! accepted only when its pre-tokenizer is Llama 3's, the one llq's runtime and llama.cpp's
+//! "llama-bpe" implement.
 
 use llq_formats::tiktoken::TiktokenRanks;
-use std::collections::HashMap;
+use llq_formats::tokenizer_json::{PreStep, SplitPattern, TokenRef, TokenizerJson};
+use std::collections::{HashMap, HashSet};
 
 /// Meta's Llama 3 special tokens come after the ranks: this many of them.
 pub const N_SPECIAL: usize = 256;
@@ -17,6 +22,7 @@ pub const N_SPECIAL: usize = 256;
 /// GGUF token types.
 pub const TYPE_NORMAL: i32 = 1;
 pub const TYPE_CONTROL: i32 = 3;
+pub const TYPE_USER_DEFINED: i32 = 4;
 
 #[derive(Clone, Debug)]
 pub struct BpeVocab {
@@ -147,6 +153,153 @@ impl BpeVocab {
     }
 }
 
+impl BpeVocab {
+    /// The GGUF vocabulary of a Hugging Face `tokenizer.json`: `model.vocab` plus the added
+    /// tokens (special ones as control tokens), its merges as given. `bos` / `eos` are what
+    /// config.json or tokenizer_config.json name; `n_vocab` is the embedding's row count.
+    pub fn from_tokenizer_json(
+        tj: &TokenizerJson,
+        bos: Option<&TokenRef>,
+        eos: Option<&TokenRef>,
+        n_vocab: usize,
+    ) -> Result<BpeVocab, String> {
+        check_llama3_pre_tokenizer(tj)?;
+        // `ignore_merges` is not consulted: "llama-bpe" always takes a piece that is a whole
+        // token as that token, as tiktoken (Meta's reference) does.
+        let n = tj
+            .added_tokens
+            .iter()
+            .map(|t| t.id as usize + 1)
+            .fold(tj.vocab.len(), usize::max);
+        // Also keeps a huge stray id from sizing the table below.
+        if n > tj.vocab.len() + tj.added_tokens.len() {
+            return Err(format!(
+                "token ids are not contiguous: {} vocab and {} added tokens but ids up to {}",
+                tj.vocab.len(),
+                tj.added_tokens.len(),
+                n - 1
+            ));
+        }
+        let mut slots: Vec<Option<(String, i32)>> = tj
+            .vocab
+            .iter()
+            .map(|t| Some((t.clone(), TYPE_NORMAL)))
+            .collect();
+        slots.resize(n, None);
+        let mut added = HashSet::new();
+        for t in &tj.added_tokens {
+            if !added.insert(t.id) {
+                return Err(format!("added token id {} is given twice", t.id));
+            }
+            let ty = if t.special {
+                TYPE_CONTROL
+            } else {
+                TYPE_USER_DEFINED
+            };
+            // An added token may restate a vocab entry; its own text and kind win.
+            slots[t.id as usize] = Some((t.content.clone(), ty));
+        }
+        if let Some(gap) = slots.iter().position(Option::is_none) {
+            return Err(format!(
+                "token ids are not contiguous: {n} ids but no token has id {gap}"
+            ));
+        }
+        let (tokens, types): (Vec<String>, Vec<i32>) = slots.into_iter().flatten().unzip();
+        if n != n_vocab {
+            return Err(format!(
+                "tokenizer has {n} tokens but the embedding has {n_vocab} rows"
+            ));
+        }
+        let normal: HashSet<&str> = tj.vocab.iter().map(String::as_str).collect();
+        for (b, c) in byte_to_unicode().iter().enumerate() {
+            if !normal.contains(c.to_string().as_str()) {
+                return Err(format!(
+                    "model.vocab lacks the one-byte token {b:#04x}: not a byte-level BPE"
+                ));
+            }
+        }
+        let mut merges = Vec::with_capacity(tj.merges.len());
+        for (i, (l, r)) in tj.merges.iter().enumerate() {
+            // GGUF stores a merge as "left right": a space inside a side would be ambiguous.
+            let known = |s: &str| !s.contains(' ') && normal.contains(s);
+            if !known(l) || !known(r) || !normal.contains(format!("{l}{r}").as_str()) {
+                return Err(format!(
+                    "model.merges[{i}] ({l:?}, {r:?}) does not join two tokens into a token"
+                ));
+            }
+            merges.push(format!("{l} {r}"));
+        }
+        let id = |which: &str, r: Option<&TokenRef>| -> Result<u32, String> {
+            match r {
+                Some(TokenRef::Id(i)) if (*i as usize) < n => Ok(*i),
+                Some(TokenRef::Id(i)) => {
+                    Err(format!("{which} token id {i} is not below the {n} tokens"))
+                }
+                Some(TokenRef::Content(c)) => tokens
+                    .iter()
+                    .position(|t| t == c)
+                    .map(|i| i as u32)
+                    .ok_or_else(|| format!("{which} token {c:?} is not in the vocabulary")),
+                None => Err(format!(
+                    "no {which} token: config.json has no {}_token_id and tokenizer_config.json \
+                     no {}_token",
+                    which.to_lowercase(),
+                    which.to_lowercase()
+                )),
+            }
+        };
+        let bos = id("BOS", bos)?;
+        let eos = id("EOS", eos)?;
+        let eot = tokens
+            .iter()
+            .position(|t| t == "<|eot_id|>")
+            .map(|i| i as u32);
+        Ok(BpeVocab {
+            tokens,
+            types,
+            merges,
+            bos,
+            eos,
+            eot,
+        })
+    }
+}
+
+/// The pre-tokenization must be Llama 3's: no normalizer, a `Split` on Llama 3's pattern
+/// keeping each match as a piece, then `ByteLevel` without a pattern of its own.
+fn check_llama3_pre_tokenizer(tj: &TokenizerJson) -> Result<(), String> {
+    if let Some(n) = &tj.normalizer {
+        return Err(format!(
+            "normalizer {n:?} is not supported (Llama 3's byte-level BPE has none)"
+        ));
+    }
+    let llama3 = match tj.pre_tokenizer.as_slice() {
+        [PreStep::Split {
+            pattern: SplitPattern::Regex(p),
+            behavior,
+            invert: false,
+        }, PreStep::ByteLevel { use_regex: false }] => {
+            if p != crate::runtime::bpe::LLAMA3_PATTERN {
+                return Err(format!(
+                    "pre-tokenizer pattern {p:?} is not supported: llq converts only Llama 3's \
+                     byte-level BPE (\"llama-bpe\"), whose pattern is {:?}",
+                    crate::runtime::bpe::LLAMA3_PATTERN
+                ));
+            }
+            behavior == "Isolated"
+        }
+        _ => false,
+    };
+    if !llama3 {
+        return Err(format!(
+            "pre-tokenizer {:?} is not supported: llq converts only Llama 3's byte-level BPE \
+             (\"llama-bpe\": an isolating Split on Llama 3's pattern, then ByteLevel)",
+            tj.pre_tokenizer
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +327,105 @@ mod tests {
         assert_eq!(v.merges, vec!["a b", "a bc", "ab c", "b c"]);
         assert_eq!(v.bos, 259);
         assert!(BpeVocab::from_tiktoken(&TiktokenRanks { tokens: vec![] }, 5).is_err());
+    }
+
+    fn tiny_json() -> TokenizerJson {
+        let table = byte_to_unicode();
+        let mut vocab: Vec<String> = table.iter().map(|c| c.to_string()).collect();
+        vocab.extend(["ab", "Ġa"].map(String::from));
+        let added = |id, content: &str, special| llq_formats::tokenizer_json::AddedToken {
+            id,
+            content: content.into(),
+            special,
+        };
+        TokenizerJson {
+            vocab,
+            merges: vec![("a".into(), "b".into()), ("Ġ".into(), "a".into())],
+            ignore_merges: true,
+            added_tokens: vec![
+                added(258, "<|begin_of_text|>", true),
+                added(259, "<|eot_id|>", true),
+                added(260, "hello world", false),
+            ],
+            normalizer: None,
+            pre_tokenizer: vec![
+                PreStep::Split {
+                    pattern: SplitPattern::Regex(crate::runtime::bpe::LLAMA3_PATTERN.into()),
+                    behavior: "Isolated".into(),
+                    invert: false,
+                },
+                PreStep::ByteLevel { use_regex: false },
+            ],
+        }
+    }
+
+    #[test]
+    fn tokenizer_json_vocab() {
+        let tj = tiny_json();
+        let bos = TokenRef::Content("<|begin_of_text|>".into());
+        let v =
+            BpeVocab::from_tokenizer_json(&tj, Some(&bos), Some(&TokenRef::Id(259)), 261).unwrap();
+        assert_eq!(v.tokens.len(), 261);
+        assert_eq!(v.tokens[256], "ab");
+        assert_eq!(v.tokens[260], "hello world");
+        assert_eq!(&v.types[255..], [1, 1, 1, 3, 3, 4]);
+        assert_eq!(v.merges, ["a b", "Ġ a"]);
+        assert_eq!((v.bos, v.eos, v.eot), (258, 259, Some(259)));
+        // The runtime accepts the result.
+        let printable: Vec<bool> = v.types.iter().map(|&t| t != TYPE_CONTROL).collect();
+        crate::runtime::bpe::Bpe::new(&v.tokens, &printable, &v.merges).unwrap();
+
+        // An added token may restate a vocab id.
+        let mut tj = tiny_json();
+        tj.vocab.push("<|eot_id|>".into());
+        tj.added_tokens[1].id = 258;
+        tj.added_tokens[0].id = 259;
+        tj.added_tokens.pop();
+        let v =
+            BpeVocab::from_tokenizer_json(&tj, Some(&bos), Some(&TokenRef::Id(0)), 260).unwrap();
+        assert_eq!(v.tokens[258], "<|eot_id|>");
+        assert_eq!((v.types[258], v.bos, v.eot), (TYPE_CONTROL, 259, Some(258)));
+    }
+
+    #[test]
+    fn tokenizer_json_refusals() {
+        let bos = TokenRef::Id(258);
+        let conv = |tj: &TokenizerJson, n| {
+            BpeVocab::from_tokenizer_json(tj, Some(&bos), Some(&bos), n).unwrap_err()
+        };
+        let tj = tiny_json();
+        assert!(conv(&tj, 300).contains("tokenizer has 261 tokens but the embedding has 300 rows"));
+        let mut gap = tiny_json();
+        gap.added_tokens[0].id = 0;
+        assert!(conv(&gap, 261).contains("no token has id 258"));
+        gap.added_tokens[2].id = u32::MAX;
+        assert!(conv(&gap, 261).contains("not contiguous"));
+        let mut twice = tiny_json();
+        twice.added_tokens[2].id = 259;
+        assert!(conv(&twice, 261).contains("given twice"));
+        let mut regex = tiny_json();
+        regex.pre_tokenizer[0] = PreStep::Split {
+            pattern: SplitPattern::Regex(r"\s+|\w+".into()),
+            behavior: "Isolated".into(),
+            invert: false,
+        };
+        assert!(conv(&regex, 261).contains("pattern \"\\\\s+|\\\\w+\" is not supported"));
+        let mut gpt2 = tiny_json();
+        gpt2.pre_tokenizer = vec![PreStep::ByteLevel { use_regex: true }];
+        assert!(conv(&gpt2, 261).contains("is not supported"));
+        let mut nfc = tiny_json();
+        nfc.normalizer = Some("NFC".into());
+        assert!(conv(&nfc, 261).contains("normalizer \"NFC\""));
+        let mut merge = tiny_json();
+        merge.merges.push(("b".into(), "a".into()));
+        assert!(conv(&merge, 261).contains("model.merges[2]"));
+        let e = BpeVocab::from_tokenizer_json(&tj, None, Some(&bos), 261).unwrap_err();
+        assert!(e.contains("no BOS token: config.json has no bos_token_id"));
+        let far = TokenRef::Id(999);
+        let e = BpeVocab::from_tokenizer_json(&tj, Some(&bos), Some(&far), 261).unwrap_err();
+        assert!(e.contains("EOS token id 999"));
+        let name = TokenRef::Content("</s>".into());
+        let e = BpeVocab::from_tokenizer_json(&tj, Some(&name), Some(&bos), 261).unwrap_err();
+        assert!(e.contains("BOS token \"</s>\" is not in the vocabulary"));
     }
 }

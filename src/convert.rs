@@ -6,7 +6,7 @@ use crate::metadata;
 use crate::output::AtomicFile;
 use crate::plan::{self, PlanOptions, TensorPlan};
 use crate::progress;
-use crate::source::{Source, SourceKind, SourceTensor};
+use crate::source::{OpenOptions, Source, SourceKind, SourceTensor};
 use llq_formats::gguf::{GgufWriter, TensorSpec, Value};
 use llq_formats::imatrix::Imatrix;
 use rayon::prelude::*;
@@ -28,6 +28,8 @@ pub struct ConvertOptions {
     /// llama.cpp importance matrix (legacy `.dat` or GGUF) weighting the quantizers' rounding;
     /// also turns on `plan.has_imatrix`. See [`match_imatrix`] for how names and sizes are checked.
     pub imatrix: Option<PathBuf>,
+    /// How the source checkpoint is read (`--rope-scaling-factor`).
+    pub source: OpenOptions,
 }
 
 /// What a conversion did.
@@ -45,7 +47,7 @@ const TASK_ELEMENTS: usize = 1 << 20;
 
 pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertReport> {
     let started = Instant::now();
-    let source = Source::open(src)?;
+    let source = Source::open_with(src, &opts.source)?;
     check_requantize(&source, opts)?;
     let list: Vec<_> = source
         .tensors

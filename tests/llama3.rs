@@ -202,7 +202,7 @@ fn small_tiktoken_converts_and_bad_tiktoken_files_fail() {
     let good = small_tiktoken();
     std::fs::write(&tk, good.join("\n") + "\n").unwrap();
     let hf = model_dir(&py, dir.path(), &tk);
-    // Llama 3.1 RoPE scaling is refused for a vocabulary that is not Llama 3's (below).
+    // Without RoPE scaling first; with it at the end.
     let config_path = hf.join("config.json");
     let config = std::fs::read_to_string(&config_path).unwrap();
     let mut plain: serde_json::Value = serde_json::from_str(&config).unwrap();
@@ -235,7 +235,9 @@ fn small_tiktoken_converts_and_bad_tiktoken_files_fail() {
     convert_fails(&hf, &out, "but the embedding has 520 rows");
     write(&good);
     std::fs::write(&config_path, config).unwrap();
-    convert_fails(&hf, &out, "non-Llama-3 vocabulary");
+    llq_ok(&["convert", s(&hf), "-o", s(&out)]);
+    let file = GgufFile::open(&out).unwrap();
+    assert!(file.tensor("rope_freqs.weight").is_some());
 }
 
 #[test]
@@ -278,4 +280,170 @@ fn llama3_fixture_logits_match_llama_cpp() {
         .fold(0f32, f32::max);
     println!("llama3 fixture: max |Δlogit| llq vs llama.cpp = {max}");
     assert!(max < 1e-2, "max |Δlogit| {max}");
+}
+
+/// The committed fixture's Llama 3 tokenizer in its two forms: tiktoken `tokenizer.model`
+/// (Meta folder) and transformers' `tokenizer.json` (HF folder).
+fn tiny_llama3(form: &str) -> PathBuf {
+    common::root().join("fixtures/tiny-llama3").join(form)
+}
+
+/// The `tokenizer.*` keys of a GGUF, in file order.
+fn tokenizer_keys(file: &GgufFile) -> Vec<(String, Value)> {
+    file.metadata
+        .iter()
+        .filter(|(k, _)| k.starts_with("tokenizer."))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn tokenizer_json_converts_like_tiktoken() {
+    let dir = tempfile::tempdir().unwrap();
+    let convert = |form: &str| {
+        let out = dir.path().join(format!("{form}.gguf"));
+        let src = tiny_llama3(form);
+        llq_ok(&["convert", s(&src), "-o", s(&out), "--type", "f32"]);
+        GgufFile::open(&out).unwrap()
+    };
+    let meta = convert("meta");
+    let hf = convert("hf");
+    let keys = tokenizer_keys(&meta);
+    let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    for want in [
+        "tokenizer.ggml.model",
+        "tokenizer.ggml.pre",
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.token_type",
+        "tokenizer.ggml.merges",
+        "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.eos_token_id",
+        "tokenizer.ggml.eot_token_id",
+    ] {
+        assert!(names.contains(&want), "{want} missing: {names:?}");
+    }
+    // Same keys, same order, same values (tokens, types, merges in order, ids, pre).
+    assert!(keys == tokenizer_keys(&hf), "tokenizer keys differ");
+
+    let Some(shared) = shared() else {
+        return;
+    };
+    let from_meta = Tokenizer::from_gguf(&meta).unwrap();
+    let from_hf = Tokenizer::from_gguf(&hf).unwrap();
+    let corpus = corpus(&shared, dir.path());
+    let lines = lines(&corpus);
+    let ids =
+        |t: &Tokenizer| -> Vec<Vec<u32>> { lines.iter().map(|l| t.encode(l, true)).collect() };
+    let ours = ids(&from_hf);
+    assert_same(
+        "tokenizer.json vs tiktoken",
+        &lines,
+        &ours,
+        &ids(&from_meta),
+    );
+    let Some(py) = python() else {
+        return;
+    };
+    let hf_gguf = dir.path().join("hf.gguf");
+    let (lc, _) = ids_of(&run_py(
+        &py,
+        "spm_encode.py",
+        &["llama", s(&hf_gguf), s(&corpus)],
+    ));
+    assert_same("tokenizer.json: llq vs llama.cpp", &lines, &ours, &lc);
+}
+
+#[test]
+fn tokenizer_json_bos_eos_sources_and_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = dir.path().join("hf");
+    std::fs::create_dir(&hf).unwrap();
+    for f in std::fs::read_dir(tiny_llama3("hf")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, hf.join(f.file_name().unwrap())).unwrap();
+    }
+    let out = dir.path().join("out.gguf");
+    let read_json = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(hf.join(name)).unwrap()).unwrap()
+    };
+    let write_json =
+        |name: &str, v: &serde_json::Value| std::fs::write(hf.join(name), v.to_string()).unwrap();
+    let ids = |out: &Path| {
+        let f = GgufFile::open(out).unwrap();
+        let id = |k: &str| f.get(k).and_then(Value::as_u64);
+        (
+            id("tokenizer.ggml.bos_token_id"),
+            id("tokenizer.ggml.eos_token_id"),
+        )
+    };
+
+    // Without config.json's ids, tokenizer_config.json's names serve; config.json wins.
+    let config = read_json("config.json");
+    let mut no_ids = config.clone();
+    no_ids["bos_token_id"] = serde_json::Value::Null;
+    no_ids["eos_token_id"] = serde_json::json!([]);
+    write_json("config.json", &no_ids);
+    llq_ok(&["convert", s(&hf), "-o", s(&out)]);
+    assert_eq!(ids(&out), (Some(512), Some(513)));
+    std::fs::remove_file(&out).unwrap();
+    let mut list = config.clone();
+    list["eos_token_id"] = serde_json::json!([521, 513]);
+    write_json("config.json", &list);
+    llq_ok(&["convert", s(&hf), "-o", s(&out)]);
+    assert_eq!(ids(&out), (Some(512), Some(521)));
+    std::fs::remove_file(&out).unwrap();
+
+    let tok_config = read_json("tokenizer_config.json");
+    let mut unknown = tok_config.clone();
+    unknown["bos_token"] = serde_json::json!({"content": "<s>"});
+    write_json("tokenizer_config.json", &unknown);
+    write_json("config.json", &no_ids);
+    convert_fails(&hf, &out, "BOS token \"<s>\" is not in the vocabulary");
+    std::fs::remove_file(hf.join("tokenizer_config.json")).unwrap();
+    convert_fails(&hf, &out, "no BOS token: config.json has no bos_token_id");
+    write_json("tokenizer_config.json", &tok_config);
+    let mut far = config.clone();
+    far["bos_token_id"] = serde_json::json!(5000);
+    write_json("config.json", &far);
+    convert_fails(&hf, &out, "BOS token id 5000 is not below the 768 tokens");
+    far["bos_token_id"] = serde_json::json!("x");
+    write_json("config.json", &far);
+    convert_fails(
+        &hf,
+        &out,
+        "config.json: bos_token_id \"x\" is not a token id",
+    );
+    write_json("config.json", &config);
+
+    let tokenizer = read_json("tokenizer.json");
+    let mut other = tokenizer.clone();
+    other["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = serde_json::json!("\\s+");
+    write_json("tokenizer.json", &other);
+    convert_fails(
+        &hf,
+        &out,
+        "tokenizer.json: pre-tokenizer pattern \"\\\\s+\" is not supported",
+    );
+    let mut gap = tokenizer.clone();
+    gap["added_tokens"][3]["id"] = serde_json::json!(900);
+    write_json("tokenizer.json", &gap);
+    convert_fails(&hf, &out, "tokenizer.json: token ids are not contiguous");
+    let mut short = tokenizer.clone();
+    short["added_tokens"].as_array_mut().unwrap().pop();
+    write_json("tokenizer.json", &short);
+    convert_fails(
+        &hf,
+        &out,
+        "tokenizer has 767 tokens but the embedding has 768 rows",
+    );
+    let mut wordpiece = tokenizer.clone();
+    wordpiece["model"]["type"] = serde_json::json!("WordPiece");
+    write_json("tokenizer.json", &wordpiece);
+    convert_fails(&hf, &out, "model type \"WordPiece\" is not BPE");
+    std::fs::remove_file(hf.join("tokenizer.json")).unwrap();
+    convert_fails(
+        &hf,
+        &out,
+        "no tokenizer.model (SentencePiece or tiktoken) or tokenizer.json",
+    );
 }

@@ -206,13 +206,28 @@ pub struct HfConfig {
     #[serde(default = "default_norm_eps")]
     pub rms_norm_eps: f64,
     pub rope_theta: Option<f64>,
+    /// transformers 5 moves `rope_theta` (and the scaling) into this object.
+    pub rope_parameters: Option<RopeParameters>,
     pub max_position_embeddings: Option<i64>,
     #[serde(default)]
     pub tie_word_embeddings: bool,
     pub head_dim: Option<i64>,
 }
 
+/// The part of transformers 5's `rope_parameters` that the hyperparameters need.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RopeParameters {
+    pub rope_theta: Option<f64>,
+}
+
 impl HfConfig {
+    /// `rope_theta` at the top level (transformers 4) or in `rope_parameters` (5), else 10000.
+    pub fn rope_theta(&self) -> f64 {
+        self.rope_theta
+            .or_else(|| self.rope_parameters.as_ref()?.rope_theta)
+            .unwrap_or(10000.0)
+    }
+
     pub fn load(path: &Path) -> Result<HfConfig> {
         let config: HfConfig = read_json(path)?;
         config.check_arch().map_err(|m| Error::new(path, m))?;
@@ -255,7 +270,7 @@ impl HfConfig {
             )?,
             n_ff: positive("intermediate_size", self.intermediate_size)?,
             norm_eps: self.rms_norm_eps as f32,
-            rope_theta: self.rope_theta.unwrap_or(10000.0) as f32,
+            rope_theta: self.rope_theta() as f32,
             context_length: positive(
                 "max_position_embeddings",
                 self.max_position_embeddings.unwrap_or(2048),
@@ -338,5 +353,21 @@ mod tests {
         )
         .unwrap();
         assert!(mistral.check_arch().unwrap_err().contains("not a LLaMA"));
+    }
+
+    #[test]
+    fn hf_rope_theta_from_either_place() {
+        let base = r#""hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,
+            "intermediate_size":8,"vocab_size":8"#;
+        let theta = |extra: &str| {
+            let c: HfConfig = serde_json::from_str(&format!("{{{base}{extra}}}")).unwrap();
+            c.to_hyperparams().unwrap().rope_theta
+        };
+        assert_eq!(theta(""), 10000.0);
+        assert_eq!(theta(r#","rope_theta":500000.0"#), 500000.0);
+        assert_eq!(
+            theta(r#","rope_parameters":{"rope_theta":500000.0,"rope_type":"llama3"}"#),
+            500000.0
+        );
     }
 }

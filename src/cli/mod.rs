@@ -31,7 +31,8 @@ pub enum Command {
     /// Convert a Meta or Hugging Face checkpoint (folder or .safetensors file) to GGUF.
     Convert {
         /// Meta folder (consolidated.*.pth, params.json, tokenizer.model), Hugging Face folder
-        /// (config.json, *.safetensors, tokenizer.model) or a single .safetensors file.
+        /// (config.json, *.safetensors, tokenizer.model or tokenizer.json) or a single
+        /// .safetensors file.
         src: PathBuf,
         /// Output GGUF file.
         #[arg(short, long)]
@@ -43,6 +44,10 @@ pub enum Command {
         /// Run `llq verify` on SRC first (checklist.chk MD5s, shards against the index).
         #[arg(long)]
         verify: bool,
+        /// Llama 3.1 RoPE scaling factor for `rope_freqs.weight` (Meta params.json: default 8,
+        /// use 32 for Llama 3.2 1B/3B; HF: default from config.json's rope_scaling).
+        #[arg(long, value_name = "F")]
+        rope_scaling_factor: Option<f32>,
         #[command(flatten)]
         quant: QuantArgs,
     },
@@ -296,6 +301,7 @@ impl QuantArgs {
             allow_requantize,
             progress: !self.quiet,
             imatrix: self.imatrix.clone(),
+            source: Default::default(),
         })
     }
 }
@@ -314,9 +320,11 @@ pub fn run(cli: Cli) -> Result<()> {
             output,
             file_type,
             verify,
+            rope_scaling_factor,
             quant,
         } => {
-            let opts = quant.options(&file_type, false)?;
+            let mut opts = quant.options(&file_type, false)?;
+            opts.source.rope_scaling_factor = rope_scaling_factor;
             if verify {
                 crate::verify::verify(&src)?;
             }

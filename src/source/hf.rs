@@ -1,7 +1,8 @@
 //! Hugging Face folders: `config.json`, `model.safetensors` or shards with an index, and
-//! `tokenizer.model`. Q/K rows are un-permuted to GGUF's interleaved rotary layout.
+//! `tokenizer.model` (or a Llama 3 `tokenizer.json`). Q/K rows are un-permuted to GGUF's interleaved
+//! rotary layout.
 
-use super::{collect_tensors, folder_name, load_tokenizer, Found, Source, SourceKind};
+use super::{collect_tensors, folder_name, load_tokenizer, Found, OpenOptions, Source, SourceKind};
 use crate::error::{Error, Result};
 use crate::model::{self, Naming};
 use llq_formats::params::HfConfig;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 const INDEX: &str = "model.safetensors.index.json";
 
-pub(super) fn open_dir(dir: &Path) -> Result<Source> {
+pub(super) fn open_dir(dir: &Path, opts: &OpenOptions) -> Result<Source> {
     let files = if dir.join(INDEX).exists() {
         indexed_shards(dir)?
     } else {
@@ -27,11 +28,11 @@ pub(super) fn open_dir(dir: &Path) -> Result<Source> {
         }
         files
     };
-    open_files(dir, &files)
+    open_files(dir, &files, opts)
 }
 
 /// A single safetensors file: `config.json` and `tokenizer.model` come from its folder.
-pub(super) fn open_file(file: &Path) -> Result<Source> {
+pub(super) fn open_file(file: &Path, opts: &OpenOptions) -> Result<Source> {
     if file.extension().is_none_or(|x| x != "safetensors") {
         return Err(Error::file(
             file,
@@ -45,7 +46,7 @@ pub(super) fn open_file(file: &Path) -> Result<Source> {
             "no config.json beside the safetensors file",
         ));
     }
-    open_files(dir, &[file.to_path_buf()])
+    open_files(dir, &[file.to_path_buf()], opts)
 }
 
 /// The shard files named by the index, each checked to exist.
@@ -70,7 +71,7 @@ fn indexed_shards(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
-fn open_files(dir: &Path, files: &[PathBuf]) -> Result<Source> {
+fn open_files(dir: &Path, files: &[PathBuf], opts: &OpenOptions) -> Result<Source> {
     let config_path = dir.join("config.json");
     let config = HfConfig::load(&config_path)?;
     let mut hp = config
@@ -91,9 +92,8 @@ fn open_files(dir: &Path, files: &[PathBuf]) -> Result<Source> {
         }
     }
     let meta = load_tokenizer(dir, &hp)?;
-    if let Some(rope) = llama3_rope(&config_path)? {
-        super::add_rope_freqs(dir, &hp, &meta, &rope, &mut tensors)?;
-    }
+    let rope = llama3_rope(&config_path)?;
+    super::add_rope_freqs(dir, &hp, &meta, rope, opts, &mut tensors)?;
     Ok(Source {
         path: dir.to_path_buf(),
         kind: SourceKind::HuggingFace { files: files.len() },
@@ -142,13 +142,17 @@ fn rotary_heads(gguf_name: &str, hp: &llq_formats::params::Hyperparams) -> Optio
     }
 }
 
-/// `rope_scaling` of type "llama3" in config.json, if any.
+/// Llama 3.1 RoPE scaling in config.json, if any: `rope_scaling` (transformers 4) or
+/// `rope_parameters` (transformers 5) of type "llama3"; type "default" means none.
 fn llama3_rope(config_path: &Path) -> Result<Option<super::Llama3Rope>> {
     let text = std::fs::read_to_string(config_path)
         .map_err(|e| Error::io(config_path, "cannot read", e))?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::file(config_path, format!("invalid JSON: {e}")))?;
-    let Some(rs) = v.get("rope_scaling").filter(|r| !r.is_null()) else {
+    let Some(rs) = ["rope_scaling", "rope_parameters"]
+        .iter()
+        .find_map(|k| v.get(k).filter(|r| !r.is_null()))
+    else {
         return Ok(None);
     };
     let kind = rs
@@ -156,11 +160,15 @@ fn llama3_rope(config_path: &Path) -> Result<Option<super::Llama3Rope>> {
         .or_else(|| rs.get("type"))
         .and_then(|t| t.as_str())
         .unwrap_or("");
-    if kind != "llama3" {
-        return Err(Error::file(
-            config_path,
-            format!("rope_scaling type {kind:?} is not supported (only \"llama3\")"),
-        ));
+    match kind {
+        "llama3" => {}
+        "default" => return Ok(None),
+        _ => {
+            return Err(Error::file(
+                config_path,
+                format!("rope_scaling type {kind:?} is not supported (only \"llama3\")"),
+            ))
+        }
     }
     let d = super::Llama3Rope::default();
     let num = |k: &str, default: f32| {

@@ -1,7 +1,7 @@
 //! Meta checkpoint folders: `consolidated.NN.pth` shards + `params.json` + `tokenizer.model`.
 //! Shards are joined by Meta's model-parallel rules, with the axis decided from shapes.
 
-use super::{collect_tensors, folder_name, load_tokenizer, Found, Source, SourceKind};
+use super::{collect_tensors, folder_name, load_tokenizer, Found, OpenOptions, Source, SourceKind};
 use crate::error::{Error, Result};
 use crate::model::{self, Naming};
 use llq_formats::params::MetaParams;
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub(super) fn open(dir: &Path) -> Result<Source> {
+pub(super) fn open(dir: &Path, opts: &OpenOptions) -> Result<Source> {
     let params = MetaParams::load(&dir.join("params.json"))?;
     let shard_paths = list_shards(dir)?;
     let shards = shard_paths
@@ -49,10 +49,8 @@ pub(super) fn open(dir: &Path) -> Result<Source> {
     }
     let mut tensors = collect_tensors(dir, &hp, found)?;
     let meta = load_tokenizer(dir, &hp)?;
-    if params.use_scaled_rope == Some(true) {
-        let rope = super::Llama3Rope::default();
-        super::add_rope_freqs(dir, &hp, &meta, &rope, &mut tensors)?;
-    }
+    let rope = (params.use_scaled_rope == Some(true)).then(super::Llama3Rope::default);
+    super::add_rope_freqs(dir, &hp, &meta, rope, opts, &mut tensors)?;
     Ok(Source {
         path: dir.to_path_buf(),
         kind: SourceKind::Meta {

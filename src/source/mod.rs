@@ -50,6 +50,14 @@ pub enum SourceMeta {
     Gguf(Vec<(String, Value)>),
 }
 
+/// How to read a checkpoint.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// Llama 3.1 RoPE scaling factor: replaces Meta's fixed 8 (params.json has no field for
+    /// it; Llama 3.2 1B/3B use 32) and the factor in an HF `rope_scaling`.
+    pub rope_scaling_factor: Option<f32>,
+}
+
 /// An opened checkpoint.
 pub struct Source {
     pub path: PathBuf,
@@ -66,19 +74,27 @@ impl Source {
     /// Open `path`: a Meta folder (`consolidated.*.pth` + `params.json`), a Hugging Face folder
     /// (`config.json` + safetensors), or a single `.safetensors` file with `config.json` beside it.
     pub fn open(path: &Path) -> Result<Source> {
+        Source::open_with(path, &OpenOptions::default())
+    }
+
+    /// [`Source::open`] with options that change how a checkpoint is read.
+    pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Source> {
         if path.is_file() {
             return match path.extension().and_then(|x| x.to_str()) {
+                Some("gguf") if opts.rope_scaling_factor.is_some() => Err(Error::Usage(
+                    "--rope-scaling-factor applies to checkpoints, not to a GGUF input".into(),
+                )),
                 Some("gguf") => gguf::open(path),
-                _ => hf::open_file(path),
+                _ => hf::open_file(path, opts),
             };
         }
         if !path.is_dir() {
             return Err(Error::file(path, "no such file or folder"));
         }
         if path.join("params.json").exists() {
-            meta::open(path)
+            meta::open(path, opts)
         } else if path.join("config.json").exists() {
-            hf::open_dir(path)
+            hf::open_dir(path, opts)
         } else {
             Err(Error::file(
                 path,
@@ -102,13 +118,16 @@ fn folder_name(dir: &Path) -> String {
 }
 
 /// Load `tokenizer.model` from `dir` (SentencePiece, or tiktoken for Llama 3, told apart by
-/// content); the error says what is missing or wrong.
+/// content), else a Hugging Face `tokenizer.json`; the error says what is missing or wrong.
 fn load_tokenizer(dir: &Path, hp: &Hyperparams) -> Result<SourceMeta> {
     let path = dir.join("tokenizer.model");
     if !path.exists() {
+        if dir.join("tokenizer.json").exists() {
+            return load_tokenizer_json(dir, hp);
+        }
         return Err(Error::file(
             dir,
-            "no tokenizer.model (SentencePiece or tiktoken) in the model folder",
+            "no tokenizer.model (SentencePiece or tiktoken) or tokenizer.json in the model folder",
         ));
     }
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, "cannot read", e))?;
@@ -130,6 +149,40 @@ fn load_tokenizer(dir: &Path, hp: &Hyperparams) -> Result<SourceMeta> {
         ));
     }
     Ok(SourceMeta::Checkpoint(spm))
+}
+
+/// A Hugging Face `tokenizer.json` (Llama 3 byte-level BPE). BOS and EOS are config.json's
+/// `bos_token_id` / `eos_token_id` when given, else tokenizer_config.json's `bos_token` /
+/// `eos_token`; both files are optional.
+fn load_tokenizer_json(dir: &Path, hp: &Hyperparams) -> Result<SourceMeta> {
+    use llq_formats::tokenizer_json as tj;
+    let read = |name: &str| -> Result<Option<(PathBuf, Vec<u8>)>> {
+        let path = dir.join(name);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, "cannot read", e))?;
+        Ok(Some((path, bytes)))
+    };
+    let specials =
+        |name: &str, parse: fn(&[u8]) -> std::result::Result<tj::SpecialTokens, String>| {
+            read(name)?.map_or(Ok(tj::SpecialTokens::default()), |(path, bytes)| {
+                parse(&bytes).map_err(|m| Error::file(&path, m))
+            })
+        };
+    let config = specials("config.json", tj::config_special_tokens)?;
+    let tok_config = specials("tokenizer_config.json", tj::tokenizer_config_special_tokens)?;
+    let (path, bytes) = read("tokenizer.json")?
+        .ok_or_else(|| Error::file(dir, "no tokenizer.json in the model folder"))?;
+    let parsed = tj::parse(&bytes).map_err(|m| Error::file(&path, m))?;
+    let vocab = crate::bpe_vocab::BpeVocab::from_tokenizer_json(
+        &parsed,
+        config.bos.as_ref().or(tok_config.bos.as_ref()),
+        config.eos.as_ref().or(tok_config.eos.as_ref()),
+        hp.n_vocab,
+    )
+    .map_err(|m| Error::file(&path, m))?;
+    Ok(SourceMeta::Bpe(vocab))
 }
 
 /// The stored parts of one model tensor as found in a checkpoint (one per shard).
@@ -305,24 +358,41 @@ fn rope_freqs_tensor(dir: &Path, hp: &Hyperparams, rope: &Llama3Rope) -> Result<
     })
 }
 
-/// Add `rope_freqs.weight` (first, as llama.cpp's converter does) for a Llama 3 vocabulary.
+/// Add `rope_freqs.weight` (first, as llama.cpp's converter does) when the checkpoint uses
+/// Llama 3.1 RoPE scaling, with `--rope-scaling-factor` applied. Scaling belongs to the Llama 3
+/// family, so it is refused with a SentencePiece (Llama 1/2) vocabulary, and the flag is
+/// refused for a model without scaling.
 fn add_rope_freqs(
     dir: &Path,
     hp: &Hyperparams,
     meta: &SourceMeta,
-    rope: &Llama3Rope,
+    rope: Option<Llama3Rope>,
+    opts: &OpenOptions,
     tensors: &mut Vec<SourceTensor>,
 ) -> Result<()> {
-    if !matches!(meta, SourceMeta::Bpe(_)) || hp.n_vocab < 128256 {
+    let Some(mut rope) = rope else {
+        return match opts.rope_scaling_factor {
+            Some(_) => Err(Error::file(
+                dir,
+                "--rope-scaling-factor given but the model does not use Llama 3.1 RoPE scaling \
+                 (use_scaled_rope / rope_scaling llama3)",
+            )),
+            None => Ok(()),
+        };
+    };
+    if let Some(factor) = opts.rope_scaling_factor {
+        rope.factor = factor;
+    }
+    if !matches!(meta, SourceMeta::Bpe(_)) {
         return Err(Error::file(
             dir,
             format!(
                 "Llama 3.1 RoPE scaling (use_scaled_rope / rope_scaling llama3) with a \
-                 {}-token non-Llama-3 vocabulary",
+                 {}-token SentencePiece vocabulary: not a Llama 3 model",
                 hp.n_vocab
             ),
         ));
     }
-    tensors.insert(0, rope_freqs_tensor(dir, hp, rope)?);
+    tensors.insert(0, rope_freqs_tensor(dir, hp, &rope)?);
     Ok(())
 }
