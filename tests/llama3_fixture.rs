@@ -1,0 +1,233 @@
+//! The committed Llama-3-shaped fixture (`fixtures/tiny-llama3`, written by
+//! `fixtures/gen/generate_llama3.py`): a Meta folder (tiktoken tokenizer.model, params.json
+//! with `use_scaled_rope`) and a Hugging Face folder (tokenizer.json, `rope_parameters` of type
+//! llama3) holding the same bf16 weights. Checked against the generator's transformers fp32
+//! logits and RoPE divisors, and tiktoken's ids; plus `--rope-scaling-factor` and its errors.
+
+mod common;
+
+use common::{fixture, llq, llq_ok, python, root, run_py, s};
+use llq::runtime::forward::{KvCache, Logits, Session};
+use llq::runtime::model::Model;
+use llq::runtime::tokenizer::Tokenizer;
+use llq_formats::gguf::GgufFile;
+use std::path::{Path, PathBuf};
+
+fn l3(rel: &str) -> PathBuf {
+    root().join("fixtures/tiny-llama3").join(rel)
+}
+
+fn reference() -> serde_json::Value {
+    let text = std::fs::read_to_string(l3("reference/reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn u32s(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn f32s_of_file(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn convert(src: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec!["convert", s(src), "-o", s(out), "--type", "f32", "--quiet"];
+    args.extend_from_slice(extra);
+    llq_ok(&args);
+}
+
+/// `rope_freqs.weight` of a GGUF.
+fn rope_freqs(gguf: &Path) -> Vec<f32> {
+    let file = GgufFile::open(gguf).unwrap();
+    let t = file.tensor("rope_freqs.weight").expect("rope_freqs.weight");
+    file.tensor_data(t)
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// Max |Δ| of llq's logits on the reference prompt against transformers', with the check that
+/// it is within 1e-3 of the logit range and that every position has the same argmax.
+fn check_logits(gguf: &Path, what: &str) {
+    let r = reference();
+    let ids = u32s(&r["prompt_ids"]);
+    let model = Model::load(gguf).unwrap();
+    let mut cache = KvCache::new(&model, ids.len());
+    let ours = Session::new(&model).forward(&ids, &mut cache, Logits::All);
+    let theirs = f32s_of_file(&l3("reference/prompt_logits.f32.bin"));
+    assert_eq!(ours.len(), theirs.len());
+    let max = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let range = r["logit_range"].as_f64().unwrap() as f32;
+    let sensitivity = r["rope_scaling_sensitivity_max_abs"].as_f64().unwrap();
+    println!("{what}: max |Δlogit| vs transformers {max:.2e} (range {range:.3}, RoPE scaling moves logits by up to {sensitivity:.3})");
+    assert!(max <= 1e-3 * range, "{what}: max |Δlogit| {max}");
+    let vocab = theirs.len() / ids.len();
+    let argmax = |row: &[f32]| {
+        row.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0
+    };
+    for (pos, (a, b)) in ours.chunks(vocab).zip(theirs.chunks(vocab)).enumerate() {
+        assert_eq!(argmax(a), argmax(b), "{what}: argmax at position {pos}");
+    }
+}
+
+#[test]
+fn meta_and_hf_forms_convert_to_the_same_tensors_and_match_transformers() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = dir.path().join("meta.gguf");
+    let hf = dir.path().join("hf.gguf");
+    convert(&l3("meta"), &meta, &[]);
+    convert(&l3("hf"), &hf, &[]);
+    let (a, b) = (GgufFile::open(&meta).unwrap(), GgufFile::open(&hf).unwrap());
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for t in &a.tensors {
+        let u = b
+            .tensor(&t.name)
+            .unwrap_or_else(|| panic!("{} missing", t.name));
+        assert_eq!((t.dims.clone(), t.ty), (u.dims.clone(), u.ty), "{}", t.name);
+        assert!(a.tensor_data(t) == b.tensor_data(u), "{} differs", t.name);
+    }
+    check_logits(&meta, "meta → f32");
+    check_logits(&hf, "hf → f32");
+}
+
+#[test]
+fn rope_divisors_match_transformers_and_the_factor_flag() {
+    let r = reference();
+    let dir = tempfile::tempdir().unwrap();
+    for (factor, flag) in [("8.0", None), ("32.0", Some("32"))] {
+        let want: Vec<f64> = r["rope_divisors"][factor]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        for src in ["meta", "hf"] {
+            let out = dir.path().join(format!("{src}-{factor}.gguf"));
+            let extra: Vec<&str> = flag
+                .map(|f| vec!["--rope-scaling-factor", f])
+                .unwrap_or_default();
+            convert(&l3(src), &out, &extra);
+            let got = rope_freqs(&out);
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let rel = (*g as f64 - w).abs() / w;
+                assert!(rel < 1e-6, "{src} factor {factor} pair {i}: {g} vs {w}");
+            }
+        }
+    }
+}
+
+#[test]
+fn tokenizer_ids_match_tiktoken() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("meta.gguf");
+    convert(&l3("meta"), &gguf, &[]);
+    let tok = Tokenizer::from_gguf(&GgufFile::open(&gguf).unwrap()).unwrap();
+    let r = reference();
+    for case in r["sentences"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let ids = tok.encode(text, false);
+        assert_eq!(ids, u32s(&case["ids"]), "{text:?}");
+        assert_eq!(tok.decode(&ids), text);
+    }
+}
+
+#[test]
+fn llama_cpp_runs_the_converted_fixture_like_transformers() {
+    let Some(py) = python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("meta.gguf");
+    convert(&l3("meta"), &gguf, &[]);
+    let r = reference();
+    let out = dir.path().join("lc.f32");
+    let mut args = vec![s(&gguf).to_string(), s(&out).to_string()];
+    args.extend(u32s(&r["prompt_ids"]).iter().map(|i| i.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_py(&py, "llama3_logits.py", &args);
+    let theirs = f32s_of_file(&l3("reference/prompt_logits.f32.bin"));
+    let lc = f32s_of_file(&out);
+    assert_eq!(lc.len(), theirs.len());
+    let max = lc
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let range = r["logit_range"].as_f64().unwrap() as f32;
+    println!("llama.cpp on llq's GGUF: max |Δlogit| vs transformers {max:.2e} (range {range:.3})");
+    assert!(max <= 1e-3 * range, "max |Δlogit| {max}");
+}
+
+fn fails(args: &[&str], needle: &str) {
+    let o = llq(args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
+}
+
+#[test]
+fn rope_scaling_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.gguf");
+    let o = s(&out);
+    // The flag on a model without Llama 3.1 scaling, and on a GGUF input.
+    fails(
+        &[
+            "convert",
+            s(&fixture("meta")),
+            "-o",
+            o,
+            "--rope-scaling-factor",
+            "8",
+        ],
+        "does not use Llama 3.1 RoPE scaling",
+    );
+    let gguf = dir.path().join("l3.gguf");
+    convert(&l3("meta"), &gguf, &[]);
+    fails(
+        &["convert", s(&gguf), "-o", o, "--rope-scaling-factor", "8"],
+        "applies to checkpoints, not to a GGUF input",
+    );
+    fails(
+        &[
+            "convert",
+            s(&l3("meta")),
+            "-o",
+            o,
+            "--rope-scaling-factor=0",
+        ],
+        "invalid Llama 3 RoPE scaling",
+    );
+    // use_scaled_rope with a SentencePiece (Llama 2) vocabulary.
+    let spm = dir.path().join("spm");
+    std::fs::create_dir(&spm).unwrap();
+    for f in ["consolidated.00.pth", "tokenizer.model"] {
+        std::fs::copy(fixture("meta").join(f), spm.join(f)).unwrap();
+    }
+    let params = std::fs::read_to_string(fixture("meta/params.json")).unwrap();
+    let mut params: serde_json::Value = serde_json::from_str(&params).unwrap();
+    params["use_scaled_rope"] = true.into();
+    std::fs::write(spm.join("params.json"), params.to_string()).unwrap();
+    fails(
+        &["convert", s(&spm), "-o", o],
+        "512-token SentencePiece vocabulary",
+    );
+    assert!(!out.exists());
+}
