@@ -1,12 +1,13 @@
 //! Property: a Meta checkpoint split into model-parallel shards by Meta's rules converts to
-//! exactly the tensors of the unsplit checkpoint, for random weights, shapes and shard counts.
+//! exactly the tensors of the unsplit checkpoint, for random weights, shapes and shard counts,
+//! in the LLaMA 1/2 layout and in Llama 3's (embeddings split on rows).
 
 mod common;
 
 #[path = "../formats/tests/support/pth_writer.rs"]
 mod pth_writer;
 
-use common::{fixture, llq_ok, s};
+use common::{fixture, llq_ok, root, s};
 use llq_formats::gguf::GgufFile;
 use pth_writer::{checkpoint, spec, state_dict};
 use std::path::Path;
@@ -45,10 +46,47 @@ impl Rng {
     }
 }
 
-/// A LLaMA's tensors in Meta naming with Meta's split rule for each (LLaMA 1/2: embeddings
-/// split on columns).
-fn model(rng: &mut Rng, dim: usize, layers: usize, kv_dim: usize, ffn: usize) -> Vec<Tensor> {
-    let vocab = 512; // the fixture tokenizer's size
+/// LLaMA 1/2 (SentencePiece, embeddings split on columns) or Llama 3 (tiktoken, embeddings
+/// split on rows, scaled RoPE): the tokenizer comes from the matching fixture.
+#[derive(Clone, Copy)]
+enum Family {
+    Llama2,
+    Llama3,
+}
+
+impl Family {
+    fn vocab(self) -> usize {
+        match self {
+            Family::Llama2 => 512,
+            Family::Llama3 => 768,
+        }
+    }
+
+    fn embedding_split(self) -> Split {
+        match self {
+            Family::Llama2 => Split::Cols,
+            Family::Llama3 => Split::Rows,
+        }
+    }
+
+    fn tokenizer(self) -> std::path::PathBuf {
+        match self {
+            Family::Llama2 => fixture("meta/tokenizer.model"),
+            Family::Llama3 => root().join("fixtures/tiny-llama3/meta/tokenizer.model"),
+        }
+    }
+}
+
+/// A LLaMA's tensors in Meta naming with Meta's split rule for each.
+fn model(
+    rng: &mut Rng,
+    family: Family,
+    dim: usize,
+    layers: usize,
+    kv_dim: usize,
+    ffn: usize,
+) -> Vec<Tensor> {
+    let vocab = family.vocab();
     let mut t = |name: String, shape: &[usize], split| {
         let n = shape.iter().product();
         Tensor {
@@ -59,7 +97,11 @@ fn model(rng: &mut Rng, dim: usize, layers: usize, kv_dim: usize, ffn: usize) ->
         }
     };
     let mut out = vec![
-        t("tok_embeddings.weight".into(), &[vocab, dim], Split::Cols),
+        t(
+            "tok_embeddings.weight".into(),
+            &[vocab, dim],
+            family.embedding_split(),
+        ),
         t("norm.weight".into(), &[dim], Split::Replicated),
         t("output.weight".into(), &[vocab, dim], Split::Rows),
     ];
@@ -101,7 +143,13 @@ fn shard_of(t: &Tensor, k: usize, n: usize) -> (Vec<usize>, Vec<u16>) {
 }
 
 /// Write the model as a Meta folder of `n` shards.
-fn write_meta(dir: &Path, tensors: &[Tensor], n: usize, params: &serde_json::Value) {
+fn write_meta(
+    dir: &Path,
+    family: Family,
+    tensors: &[Tensor],
+    n: usize,
+    params: &serde_json::Value,
+) {
     std::fs::create_dir_all(dir).unwrap();
     for k in 0..n {
         let mut specs = Vec::new();
@@ -121,27 +169,35 @@ fn write_meta(dir: &Path, tensors: &[Tensor], n: usize, params: &serde_json::Val
         std::fs::write(dir.join(format!("consolidated.{k:02}.pth")), bytes).unwrap();
     }
     std::fs::write(dir.join("params.json"), params.to_string()).unwrap();
-    std::fs::copy(fixture("meta/tokenizer.model"), dir.join("tokenizer.model")).unwrap();
+    std::fs::copy(family.tokenizer(), dir.join("tokenizer.model")).unwrap();
 }
 
 #[test]
 fn split_then_merge_is_the_identity() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    // (dim, heads, kv heads, layers): head size 16; kv heads ≥ the largest shard count.
-    for (case, &(dim, heads, kv_heads, layers)) in [(128, 8, 4, 2), (64, 4, 4, 1), (128, 8, 8, 3)]
-        .iter()
-        .enumerate()
-    {
+    // (family, dim, heads, kv heads, layers): head size 16; kv heads ≥ the largest shard count.
+    let cases = [
+        (Family::Llama2, 128, 8, 4, 2),
+        (Family::Llama2, 64, 4, 4, 1),
+        (Family::Llama2, 128, 8, 8, 3),
+        (Family::Llama3, 64, 4, 4, 2),
+    ];
+    for (case, &(family, dim, heads, kv_heads, layers)) in cases.iter().enumerate() {
         let ffn: usize = 32 * (2 * 4 * dim / 3usize).div_ceil(32);
-        let tensors = model(&mut rng, dim, layers, kv_heads * (dim / heads), ffn);
-        let params = serde_json::json!({
+        let tensors = model(&mut rng, family, dim, layers, kv_heads * (dim / heads), ffn);
+        let mut params = serde_json::json!({
             "dim": dim, "n_layers": layers, "n_heads": heads, "n_kv_heads": kv_heads,
             "vocab_size": -1, "multiple_of": 32, "norm_eps": 1e-5
         });
+        if let Family::Llama3 = family {
+            params["vocab_size"] = family.vocab().into();
+            params["rope_theta"] = 500000.0.into();
+            params["use_scaled_rope"] = true.into();
+        }
         let root = tempfile::tempdir().unwrap();
         let convert = |n: usize| {
             let src = root.path().join(format!("shards-{n}"));
-            write_meta(&src, &tensors, n, &params);
+            write_meta(&src, family, &tensors, n, &params);
             let out = root.path().join(format!("out-{n}.gguf"));
             llq_ok(&[
                 "convert",
