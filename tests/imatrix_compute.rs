@@ -1,7 +1,8 @@
 //! `llq imatrix`: the file it writes is llama-imatrix's legacy layout (read back by llq's reader
 //! with the same values, accepted by llama.cpp's quantizer), does not depend on the thread
-//! count, and holds the mean squared input of each column (checked for blk.0.attn_q.weight
-//! against the RMS-normed embeddings computed here).
+//! count, and holds the mean squared input of each column: checked for blk.0.attn_q.weight
+//! against the RMS-normed embeddings computed here, and for every matrix (output.weight too)
+//! against a numpy forward pass (tests/py/imatrix_reference.py).
 
 mod common;
 
@@ -196,4 +197,44 @@ fn llama_cpp_quantizes_with_the_computed_file() {
         args.push(ty);
     }
     println!("{}", run_py(&py, "llama_quantize_imatrix.py", &args));
+}
+
+/// Every entry (and output.weight with --process-output) equals the mean squared input that an
+/// independent float64 numpy forward pass over the same chunks gives, to 1e-4 relative.
+#[test]
+fn every_entry_matches_a_numpy_forward_pass() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let model = f32_model(dir.path());
+    let dat = dir.path().join("i.dat");
+    imatrix(&model, &dat, &["--process-output"]);
+
+    // The text's ids, tokenized once with BOS as `llq imatrix` does; the script cuts the chunks.
+    let gguf = GgufFile::open(&model).unwrap();
+    let tok = Tokenizer::from_gguf(&gguf).unwrap();
+    let tokens = tok.tokenize(&std::fs::read_to_string(text()).unwrap(), true);
+    let ids = dir.path().join("tokens.u32");
+    let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
+    std::fs::write(&ids, bytes).unwrap();
+
+    let (ctx, chunks) = (CTX.to_string(), CHUNKS.to_string());
+    let out = run_py(
+        &py,
+        "imatrix_reference.py",
+        &[
+            s(&model),
+            s(&ids),
+            &ctx,
+            &chunks,
+            s(&dat),
+            "--process-output",
+        ],
+    );
+    // The script exits 1 on any mismatch; also make sure it compared all 29 matrices.
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        report["entries"].as_object().unwrap().len(),
+        4 * 7 + 1,
+        "{out}"
+    );
 }
