@@ -154,6 +154,7 @@ pub fn matmul_quantized_with(table: &DotTable, w: &Weights, act: &Activations, o
     }
     // Many tokens: each task owns ROW_TILE rows and writes them for every token into a
     // row-major scratch (row r, token t at r * n_tok + t), transposed into `out` afterwards.
+    let rows4 = k.dot4_rows(cols, &act.data);
     let mut scratch = vec![0f32; w.rows * n_tok];
     scratch
         .par_chunks_mut(ROW_TILE * n_tok)
@@ -170,8 +171,7 @@ pub fn matmul_quantized_with(table: &DotTable, w: &Weights, act: &Activations, o
                     let wr = w.row_data(r0 + i);
                     let o = &mut o[i * n_tok..(i + 1) * n_tok];
                     for t in (t0..t4).step_by(4) {
-                        let a = [act.row(t), act.row(t + 1), act.row(t + 2), act.row(t + 3)];
-                        o[t..t + 4].copy_from_slice(&k.dot4(cols, wr, a));
+                        o[t..t + 4].copy_from_slice(&k.dot4(cols, wr, &rows4, t));
                     }
                     for (t, o) in o.iter_mut().enumerate().take(t1).skip(t4) {
                         *o = dotf(cols, wr, act.row(t));

@@ -328,11 +328,13 @@ fn llq_kernels_forces_a_table() {
     }
 }
 
-/// `Kernel::dot4(n, w, [a0, a1, a2, a3])` must equal `[dot(n, w, a0), ..]` bit for bit, in every
-/// table: the dedicated multi-token kernels (AVX-512 Q4_0/Q8_0) and the generic fallback.
+/// `Kernel::dot4` over rows `[a0, a1, a2, a3]` (packed by `Kernel::dot4_rows` where the kernel
+/// has its own layout) must equal `[dot(n, w, a0), ..]` bit for bit, in every table: the
+/// dedicated multi-token kernels (AVX-512 Q4_0/Q8_0) and the generic fallback.
 fn assert_dot4_exact(t: &DotTable, ty: GgmlType, n: usize, w: &[u8], a: [&[u8]; 4], what: &str) {
     let k = t.kernel(ty).unwrap();
-    let got = k.dot4(n, w, a);
+    let rows = a.concat();
+    let got = k.dot4(n, w, &k.dot4_rows(n, &rows), 0);
     for (j, (g, a)) in got.iter().zip(a).enumerate() {
         let want = (k.dot)(n, w, a);
         assert_eq!(

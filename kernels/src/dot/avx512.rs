@@ -22,7 +22,7 @@ use super::avx2::{
     bsum_dot16, fma_block, h, h4, hsum_ps, isums_q4_0, isums_q8_0, ld128, ld256, YQ,
 };
 use super::scalar::f32_at;
-use super::{check, Dot4Fn, DotFn, DotTable};
+use super::{check, Dot4Fn, DotFn, DotTable, Packer};
 use crate::types::GgmlType::{self, *};
 use std::arch::x86_64::*;
 
@@ -43,9 +43,26 @@ pub(super) fn table() -> Option<DotTable> {
     for (ty, dot) in entries {
         t.set(ty, dot);
     }
-    let multi: [(GgmlType, Dot4Fn); 2] = [(Q4_0, q4_0_x4), (Q8_0, q8_0_x4)];
-    for (ty, dot4) in multi {
-        t.set4(ty, dot4);
+    let packed: [(GgmlType, Dot4Fn, Packer); 2] = [
+        (
+            Q4_0,
+            q4_0_x4,
+            Packer {
+                row_bytes: q4_0_packed_bytes,
+                pack: pack_q4_0,
+            },
+        ),
+        (
+            Q8_0,
+            q8_0_x4,
+            Packer {
+                row_bytes: q8_0_packed_bytes,
+                pack: pack_q8_0,
+            },
+        ),
+    ];
+    for (ty, dot4, packer) in packed {
+        t.set4(ty, dot4, Some(packer));
     }
     Some(t)
 }
@@ -195,11 +212,98 @@ fn q8_0_row(w: &[u8], a: &[u8]) -> f32 {
 // final reduction) is the one of the 1×1 kernel above, in the same order, so the results are
 // bit-identical to four calls of it.
 
-/// [`q4_0_row`] for four activation rows.
+// Packed activations: the multi-token kernels below read activation rows that [`pack_q4_0`] /
+// [`pack_q8_0`] rewrote once per matmul, so that the work that depends only on the activations
+// (gathering the vectors, 8·Σy, converting the scales) is not redone for every weight row.
+// Each four-block step starts with the four scales as f32; the 1×1 kernel's lanes are kept, so
+// results stay bit-identical to it. A tail of under four blocks is copied unchanged. The
+// layouts stay compact (four rows of a 4096-wide matmul fit in L1): a version with every
+// scale repeated in its lanes (no permutes) was slower for that reason.
+
+/// Bytes of one four-block step of a Q4_0-packed row: the scales, then per pair of blocks the
+/// low halves (32 bytes), the high halves (32) and the eight i32 lanes of 8·Σy (32).
+const Q4_0_STEP: usize = 16 + 2 * 96;
+
+/// Bytes of one four-block step of a Q8_0-packed row: the scales, then per pair of blocks the
+/// levels + 128 as u8 (64 bytes).
+const Q8_0_STEP: usize = 16 + 2 * 64;
+
+fn packed_bytes(n: usize, step: usize) -> usize {
+    let blocks = n / 32;
+    blocks / 4 * step + blocks % 4 * 34
+}
+
+fn q4_0_packed_bytes(n: usize) -> usize {
+    packed_bytes(n, Q4_0_STEP)
+}
+
+fn q8_0_packed_bytes(n: usize) -> usize {
+    packed_bytes(n, Q8_0_STEP)
+}
+
+/// Writes the four scales of each step as f32, calls `pack_step(four_blocks, rest_of_step)`,
+/// then copies the tail.
+fn pack_steps(n: usize, a: &[u8], out: &mut [u8], step: usize, pack_step: fn(&[u8], &mut [u8])) {
+    assert_eq!(
+        Q8_0.row_bytes(n),
+        Some(a.len()),
+        "Q8_0 activation row of {n}"
+    );
+    assert_eq!(out.len(), packed_bytes(n, step), "packed row of {n}");
+    let steps = n / 128;
+    for (y, o) in a.chunks_exact(136).zip(out.chunks_exact_mut(step)) {
+        for b in 0..4 {
+            let d = crate::float::f16_bits_to_f32(u16::from_le_bytes([y[34 * b], y[34 * b + 1]]));
+            o[4 * b..4 * b + 4].copy_from_slice(&d.to_le_bytes());
+        }
+        pack_step(y, &mut o[16..]);
+    }
+    out[steps * step..].copy_from_slice(&a[steps * 136..]);
+}
+
+/// Q8_0 activations for [`q4_0_row_x4`]: per pair of blocks (b0 in the low 128-bit lane, b1 in
+/// the high one, as the 1×1 kernel pairs them) `ylo`, `yhi` and the lanes of
+/// `vpdpbusd(8, ylo) + vpdpbusd(8, yhi)`.
+fn pack_q4_0(n: usize, a: &[u8], out: &mut [u8]) {
+    pack_steps(n, a, out, Q4_0_STEP, |y, o| {
+        for p in 0..2 {
+            let o = &mut o[96 * p..96 * (p + 1)];
+            for (k, b) in [2 * p, 2 * p + 1].into_iter().enumerate() {
+                let qs = &y[34 * b + 2..34 * b + 34];
+                o[16 * k..16 * k + 16].copy_from_slice(&qs[..16]);
+                o[32 + 16 * k..32 + 16 * k + 16].copy_from_slice(&qs[16..]);
+                for j in 0..4 {
+                    let sum: i32 = (4 * j..4 * j + 4)
+                        .map(|i| i32::from(qs[i] as i8) + i32::from(qs[16 + i] as i8))
+                        .sum();
+                    let lane = 16 * k + 4 * j;
+                    o[64 + lane..68 + lane].copy_from_slice(&(8 * sum).to_le_bytes());
+                }
+            }
+        }
+    });
+}
+
+/// Q8_0 activations for [`q8_0_row_x4`]: the levels + 128, as u8 so that `vpdpbusd` takes them
+/// against the signed weights.
+fn pack_q8_0(n: usize, a: &[u8], out: &mut [u8]) {
+    pack_steps(n, a, out, Q8_0_STEP, |y, o| {
+        for b in 0..4 {
+            for (o, &q) in o[32 * b..32 * b + 32]
+                .iter_mut()
+                .zip(&y[34 * b + 2..34 * b + 34])
+            {
+                *o = q ^ 0x80;
+            }
+        }
+    });
+}
+
+/// [`q4_0_row`] for four activation rows packed by [`pack_q4_0`]: the same lanes, products and
+/// accumulation order.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn q4_0_row_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     let m4 = _mm256_set1_epi8(0x0f);
-    let eight = _mm256_set1_epi8(8);
     let pick = [
         _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1),
         _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
@@ -219,16 +323,15 @@ fn q4_0_row_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
             hi[p] = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
         }
         for (a, acc) in a.iter().zip(acc.iter_mut()) {
-            let y = &a[136 * i..136 * i + 136];
-            let d = _mm256_castps128_ps256(_mm_mul_ps(dx, h4(y, 34, 0)));
+            let y = &a[Q4_0_STEP * i..Q4_0_STEP * (i + 1)];
+            let d = _mm256_castps128_ps256(_mm_mul_ps(dx, ld_ps128(y)));
             for (p, acc) in acc.iter_mut().enumerate() {
-                let (y0, y1) = (&y[68 * p + 2..68 * p + 34], &y[68 * p + 36..68 * p + 68]);
-                let ylo = _mm256_set_m128i(ld128(y1), ld128(y0));
-                let yhi = _mm256_set_m128i(ld128(&y1[16..]), ld128(&y0[16..]));
-                let qy = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, lo[p], ylo), hi[p], yhi);
-                let y8 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, eight, ylo), eight, yhi);
+                let y = &y[16 + 96 * p..];
+                let qy = _mm256_dpbusd_epi32(z, lo[p], ld256(y));
+                let qy = _mm256_dpbusd_epi32(qy, hi[p], ld256(&y[32..]));
+                let isum = _mm256_sub_epi32(qy, ld256(&y[64..]));
                 let dk = _mm256_permutevar8x32_ps(d, pick[p]);
-                *acc = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(_mm256_sub_epi32(qy, y8)), *acc);
+                *acc = _mm256_fmadd_ps(dk, _mm256_cvtepi32_ps(isum), *acc);
             }
         }
     }
@@ -236,7 +339,7 @@ fn q4_0_row_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     for ((a, acc), out) in a.iter().zip(acc.iter_mut()).zip(out.iter_mut()) {
         let rest = w[72 * steps..]
             .chunks_exact(18)
-            .zip(a[136 * steps..].chunks_exact(34));
+            .zip(a[Q4_0_STEP * steps..].chunks_exact(34));
         for (x, y) in rest {
             fma_block(&mut acc[0], h(x, 0) * h(y, 0), isums_q4_0(x, y));
         }
@@ -245,39 +348,44 @@ fn q4_0_row_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     out
 }
 
-/// [`q8_0_row`] for four activation rows: |x| and x's sign mask (see [`isums2_q8_0`]) are
-/// computed once per pair of blocks.
+/// 4 f32 from the start of `s`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn ld_ps128(s: &[u8]) -> __m128 {
+    let s = &s[..16];
+    // SAFETY: `s` holds 16 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm_loadu_ps(s.as_ptr().cast()) }
+}
+
+/// [`q8_0_row`] for four activation rows packed by [`pack_q8_0`]. The 1×1 kernel's lanes are
+/// Σ|x|·(sign(x)·y) over four bytes; here they are Σ(y + 128)·x − 128·Σx, the same integers,
+/// with 128·Σx computed once per pair of weight blocks for all four rows.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn q8_0_row_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     let z = _mm512_setzero_si512();
+    let c128 = _mm512_set1_epi8(-128);
     let mut acc = [[_mm512_setzero_ps(); 2]; 4];
     let steps = w.len() / (4 * 34);
     for i in 0..steps {
         let x = &w[136 * i..136 * i + 136];
         let dx = h4(x, 34, 0);
-        let mut ax = [z; 2];
-        let mut neg = [0u64; 2];
+        let mut xv = [z; 2];
+        let mut x128 = [z; 2];
         for p in 0..2 {
             let (b0, b1) = (2 * p, 2 * p + 1);
-            let xv = join(
+            xv[p] = join(
                 ld256(&x[34 * b0 + 2..34 * b0 + 34]),
                 ld256(&x[34 * b1 + 2..34 * b1 + 34]),
             );
-            neg[p] = _mm512_movepi8_mask(xv);
-            ax[p] = _mm512_abs_epi8(xv);
+            x128[p] = _mm512_dpbusd_epi32(z, c128, xv[p]);
         }
         for (a, acc) in a.iter().zip(acc.iter_mut()) {
-            let y = &a[136 * i..136 * i + 136];
-            let d = _mm_mul_ps(dx, h4(y, 34, 0));
+            let y = &a[Q8_0_STEP * i..Q8_0_STEP * (i + 1)];
+            let d = _mm_mul_ps(dx, ld_ps128(y));
             for (p, acc) in acc.iter_mut().enumerate() {
-                let (b0, b1) = (2 * p, 2 * p + 1);
-                let yv = join(
-                    ld256(&y[34 * b0 + 2..34 * b0 + 34]),
-                    ld256(&y[34 * b1 + 2..34 * b1 + 34]),
-                );
-                let sy = _mm512_mask_sub_epi8(yv, neg[p], z, yv);
-                let s = _mm512_dpbusd_epi32(z, ax[p], sy);
-                let dk = pick2(d, b0 as i32, b1 as i32);
+                let s = _mm512_dpbusd_epi32(z, ld512(&y[16 + 64 * p..]), xv[p]);
+                let s = _mm512_sub_epi32(s, x128[p]);
+                let dk = pick2(d, 2 * p as i32, 2 * p as i32 + 1);
                 *acc = _mm512_fmadd_ps(dk, _mm512_cvtepi32_ps(s), *acc);
             }
         }
@@ -287,7 +395,7 @@ fn q8_0_row_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
         let mut tail = _mm256_setzero_ps();
         let rest = w[136 * steps..]
             .chunks_exact(34)
-            .zip(a[136 * steps..].chunks_exact(34));
+            .zip(a[Q8_0_STEP * steps..].chunks_exact(34));
         for (x, y) in rest {
             fma_block(&mut tail, h(x, 0) * h(y, 0), isums_q8_0(x, y));
         }
@@ -389,10 +497,11 @@ macro_rules! entry {
 }
 
 macro_rules! entry4 {
-    ($name:ident, $row:ident, $wt:expr, $at:expr) => {
+    ($name:ident, $row:ident, $wt:expr, $packed_bytes:ident) => {
         fn $name(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+            assert_eq!($wt.row_bytes(n), Some(w.len()), "{} weight row of {n}", $wt);
             for a in a {
-                check(n, w, a, $wt, $at);
+                assert_eq!(a.len(), $packed_bytes(n), "packed activation row of {n}");
             }
             // SAFETY: as in `entry!`: only reachable through the table built by `table()`,
             // which checked every feature `$row` is compiled for.
@@ -404,5 +513,5 @@ macro_rules! entry4 {
 entry!(q4_0, q4_0_row, Q4_0, Q8_0);
 entry!(q8_0, q8_0_row, Q8_0, Q8_0);
 entry!(q6_k, q6_k_row, Q6_K, Q8_K);
-entry4!(q4_0_x4, q4_0_row_x4, Q4_0, Q8_0);
-entry4!(q8_0_x4, q8_0_row_x4, Q8_0, Q8_0);
+entry4!(q4_0_x4, q4_0_row_x4, Q4_0, q4_0_packed_bytes);
+entry4!(q8_0_x4, q8_0_row_x4, Q8_0, q8_0_packed_bytes);

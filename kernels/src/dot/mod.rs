@@ -22,6 +22,8 @@ mod avx512;
 use crate::codec;
 use crate::float;
 use crate::types::GgmlType;
+use rayon::prelude::*;
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// `vec_dot(n, weight_row_bytes, act_row_bytes)`: the dot product of one row of `n` elements.
@@ -30,8 +32,26 @@ pub type DotFn = fn(usize, &[u8], &[u8]) -> f32;
 
 /// `dot4(n, weight_row_bytes, [act_row_bytes; 4])`: one weight row against four activation
 /// rows, each weight block unpacked once. Bit-identical to four calls of the same table's
-/// [`DotFn`] (same integer block sums, same float accumulation order per row).
+/// [`DotFn`] (same integer block sums, same float accumulation order per row). The activation
+/// rows are in the kernel's [`Packer`] layout when it has one.
 pub type Dot4Fn = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
+
+/// Rewrites activation rows, once per matmul, into the layout a multi-token kernel reads
+/// (e.g. with per-block sums it would otherwise recompute for every weight row).
+#[derive(Clone, Copy)]
+pub struct Packer {
+    /// Bytes of a packed row of `n` elements.
+    pub row_bytes: fn(usize) -> usize,
+    /// `pack(n, act_row, packed_row)`.
+    pub pack: fn(usize, &[u8], &mut [u8]),
+}
+
+/// A multi-token kernel and the activation layout it reads.
+#[derive(Clone, Copy)]
+struct Multi {
+    dot4: Dot4Fn,
+    packer: Option<Packer>,
+}
 
 /// One kernel: the activation type it expects and its dot product.
 #[derive(Clone, Copy)]
@@ -39,7 +59,20 @@ pub struct Kernel {
     pub act: GgmlType,
     pub dot: DotFn,
     /// A multi-token kernel, where the table has one for this type.
-    multi: Option<Dot4Fn>,
+    multi: Option<Multi>,
+}
+
+/// Activation rows as [`Kernel::dot4`] reads them: the rows themselves, or a copy in the
+/// kernel's packed layout.
+pub struct Dot4Rows<'a> {
+    data: Cow<'a, [u8]>,
+    row_bytes: usize,
+}
+
+impl Dot4Rows<'_> {
+    fn row(&self, t: usize) -> &[u8] {
+        &self.data[t * self.row_bytes..(t + 1) * self.row_bytes]
+    }
 }
 
 impl Kernel {
@@ -51,13 +84,41 @@ impl Kernel {
         }
     }
 
-    /// One weight row `w` against four activation rows: the table's multi-token kernel when it
-    /// has one, else four calls of [`Kernel::dot`]. Either way the results are bit-identical
-    /// to `[dot(n, w, a[0]), .., dot(n, w, a[3])]`.
+    /// `act` (whole rows of `n` elements of [`Kernel::act`]) in the form [`Kernel::dot4`]
+    /// reads: packed in parallel when the multi-token kernel has a layout of its own.
+    pub fn dot4_rows<'a>(&self, n: usize, act: &'a [u8]) -> Dot4Rows<'a> {
+        let act_bytes = self.act.row_bytes(n).expect("n is whole blocks");
+        assert_eq!(act.len() % act_bytes, 0, "activations are whole rows");
+        let Some(p) = self.multi.and_then(|m| m.packer) else {
+            return Dot4Rows {
+                data: Cow::Borrowed(act),
+                row_bytes: act_bytes,
+            };
+        };
+        let row_bytes = (p.row_bytes)(n);
+        let mut data = vec![0u8; act.len() / act_bytes * row_bytes];
+        data.par_chunks_mut(row_bytes)
+            .zip(act.par_chunks(act_bytes))
+            .for_each(|(out, a)| (p.pack)(n, a, out));
+        Dot4Rows {
+            data: Cow::Owned(data),
+            row_bytes,
+        }
+    }
+
+    /// One weight row `w` against rows `t..t + 4` of `rows`: the table's multi-token kernel
+    /// when it has one, else four calls of [`Kernel::dot`]. Either way the results are
+    /// bit-identical to `[dot(n, w, a[t]), .., dot(n, w, a[t + 3])]` on the unpacked rows.
     #[inline]
-    pub fn dot4(&self, n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    pub fn dot4(&self, n: usize, w: &[u8], rows: &Dot4Rows, t: usize) -> [f32; 4] {
+        let a = [
+            rows.row(t),
+            rows.row(t + 1),
+            rows.row(t + 2),
+            rows.row(t + 3),
+        ];
         match self.multi {
-            Some(f) => f(n, w, a),
+            Some(m) => (m.dot4)(n, w, a),
             None => a.map(|a| (self.dot)(n, w, a)),
         }
     }
@@ -91,13 +152,14 @@ impl DotTable {
         k.multi = None;
     }
 
-    /// Install the multi-token kernel of `ty` (after its [`DotTable::set`], if any).
+    /// Install the multi-token kernel of `ty` (after its [`DotTable::set`], if any), reading
+    /// activations packed by `packer` if given.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    fn set4(&mut self, ty: GgmlType, dot4: Dot4Fn) {
+    fn set4(&mut self, ty: GgmlType, dot4: Dot4Fn, packer: Option<Packer>) {
         let k = self.kernels[ty as usize]
             .as_mut()
             .expect("SIMD kernel for a type without a scalar one");
-        k.multi = Some(dot4);
+        k.multi = Some(Multi { dot4, packer });
     }
 }
 
