@@ -90,10 +90,6 @@ impl Activations {
             row_bytes,
         }
     }
-
-    fn row(&self, t: usize) -> &[u8] {
-        &self.data[t * self.row_bytes..(t + 1) * self.row_bytes]
-    }
 }
 
 /// Output rows per parallel task for one token: enough tasks for load balance, none too small.
@@ -139,22 +135,22 @@ pub fn matmul_quantized_with(table: &DotTable, w: &Weights, act: &Activations, o
     );
     let n_tok = act.data.len() / act.row_bytes;
     assert_eq!(out.len(), n_tok * w.rows, "out is n_tok x rows");
-    let (cols, dotf) = (w.cols, k.dot);
+    let cols = w.cols;
+    // Packed once here, read by every weight row.
+    let rows = k.pack_rows(cols, &act.data);
     if n_tok == 1 {
-        let a = act.row(0);
         out.par_chunks_mut(rows_per_task(w.rows))
             .enumerate()
             .for_each(|(ci, o)| {
                 let r0 = ci * rows_per_task(w.rows);
                 for (i, o) in o.iter_mut().enumerate() {
-                    *o = dotf(cols, w.row_data(r0 + i), a);
+                    *o = k.dot1(cols, w.row_data(r0 + i), &rows, 0);
                 }
             });
         return;
     }
     // Many tokens: each task owns ROW_TILE rows and writes them for every token into a
     // row-major scratch (row r, token t at r * n_tok + t), transposed into `out` afterwards.
-    let rows4 = k.dot4_rows(cols, &act.data);
     let mut scratch = vec![0f32; w.rows * n_tok];
     scratch
         .par_chunks_mut(ROW_TILE * n_tok)
@@ -171,10 +167,10 @@ pub fn matmul_quantized_with(table: &DotTable, w: &Weights, act: &Activations, o
                     let wr = w.row_data(r0 + i);
                     let o = &mut o[i * n_tok..(i + 1) * n_tok];
                     for t in (t0..t4).step_by(4) {
-                        o[t..t + 4].copy_from_slice(&k.dot4(cols, wr, &rows4, t));
+                        o[t..t + 4].copy_from_slice(&k.dot4(cols, wr, &rows, t));
                     }
                     for (t, o) in o.iter_mut().enumerate().take(t1).skip(t4) {
-                        *o = dotf(cols, wr, act.row(t));
+                        *o = k.dot1(cols, wr, &rows, t);
                     }
                 }
             }

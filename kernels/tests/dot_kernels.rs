@@ -328,15 +328,23 @@ fn llq_kernels_forces_a_table() {
     }
 }
 
-/// `Kernel::dot4` over rows `[a0, a1, a2, a3]` (packed by `Kernel::dot4_rows` where the kernel
-/// has its own layout) must equal `[dot(n, w, a0), ..]` bit for bit, in every table: the
-/// dedicated multi-token kernels (AVX-512 Q4_0/Q8_0) and the generic fallback.
+/// `Kernel::dot4` and `Kernel::dot1` over rows `[a0, a1, a2, a3]` (packed by
+/// `Kernel::pack_rows` where the table has packed kernels) must equal `[dot(n, w, a0), ..]` bit
+/// for bit, in every table: the packed kernels (AVX-512 Q4_0/Q8_0) and the generic fallback.
 fn assert_dot4_exact(t: &DotTable, ty: GgmlType, n: usize, w: &[u8], a: [&[u8]; 4], what: &str) {
     let k = t.kernel(ty).unwrap();
     let rows = a.concat();
-    let got = k.dot4(n, w, &k.dot4_rows(n, &rows), 0);
+    let rows = k.pack_rows(n, &rows);
+    let got = k.dot4(n, w, &rows, 0);
     for (j, (g, a)) in got.iter().zip(a).enumerate() {
         let want = (k.dot)(n, w, a);
+        let one = k.dot1(n, w, &rows, j);
+        assert_eq!(
+            one.to_bits(),
+            want.to_bits(),
+            "{} {ty} n={n} {what} token {j}: dot1",
+            t.isa
+        );
         assert_eq!(
             g.to_bits(),
             want.to_bits(),
@@ -415,11 +423,11 @@ fn dot4_equals_four_dots_on_adversarial_rows() {
 }
 
 #[test]
-fn avx512_has_multi_token_kernels_for_q4_0_and_q8_0() {
+fn avx512_has_packed_kernels_for_q4_0_and_q8_0() {
     for t in dot::tables() {
         for ty in WEIGHT_TYPES {
             let want = t.isa == "avx512vnni" && matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0);
-            assert_eq!(t.kernel(ty).unwrap().has_dot4(), want, "{} {ty}", t.isa);
+            assert_eq!(t.kernel(ty).unwrap().has_packed(), want, "{} {ty}", t.isa);
         }
     }
 }

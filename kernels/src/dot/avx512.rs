@@ -43,9 +43,10 @@ pub(super) fn table() -> Option<DotTable> {
     for (ty, dot) in entries {
         t.set(ty, dot);
     }
-    let packed: [(GgmlType, Dot4Fn, Packer); 2] = [
+    let packed: [(GgmlType, DotFn, Dot4Fn, Packer); 2] = [
         (
             Q4_0,
+            q4_0_x1,
             q4_0_x4,
             Packer {
                 row_bytes: q4_0_packed_bytes,
@@ -54,6 +55,7 @@ pub(super) fn table() -> Option<DotTable> {
         ),
         (
             Q8_0,
+            q8_0_x1,
             q8_0_x4,
             Packer {
                 row_bytes: q8_0_packed_bytes,
@@ -61,8 +63,8 @@ pub(super) fn table() -> Option<DotTable> {
             },
         ),
     ];
-    for (ty, dot4, packer) in packed {
-        t.set4(ty, dot4, Some(packer));
+    for (ty, dot1, dot4, packer) in packed {
+        t.set_packed(ty, dot1, dot4, packer);
     }
     Some(t)
 }
@@ -299,17 +301,17 @@ fn pack_q8_0(n: usize, a: &[u8], out: &mut [u8]) {
     });
 }
 
-/// [`q4_0_row`] for four activation rows packed by [`pack_q4_0`]: the same lanes, products and
+/// [`q4_0_row`] for `N` activation rows packed by [`pack_q4_0`]: the same lanes, products and
 /// accumulation order.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn q4_0_row_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+fn q4_0_rows<const N: usize>(w: &[u8], a: [&[u8]; N]) -> [f32; N] {
     let m4 = _mm256_set1_epi8(0x0f);
     let pick = [
         _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1),
         _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
     ];
     let z = _mm256_setzero_si256();
-    let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+    let mut acc = [[_mm256_setzero_ps(); 2]; N];
     let steps = w.len() / (4 * 18);
     for i in 0..steps {
         let x = &w[72 * i..72 * i + 72];
@@ -335,7 +337,7 @@ fn q4_0_row_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
             }
         }
     }
-    let mut out = [0f32; 4];
+    let mut out = [0f32; N];
     for ((a, acc), out) in a.iter().zip(acc.iter_mut()).zip(out.iter_mut()) {
         let rest = w[72 * steps..]
             .chunks_exact(18)
@@ -357,14 +359,14 @@ fn ld_ps128(s: &[u8]) -> __m128 {
     unsafe { _mm_loadu_ps(s.as_ptr().cast()) }
 }
 
-/// [`q8_0_row`] for four activation rows packed by [`pack_q8_0`]. The 1×1 kernel's lanes are
+/// [`q8_0_row`] for `N` activation rows packed by [`pack_q8_0`]. The 1×1 kernel's lanes are
 /// Σ|x|·(sign(x)·y) over four bytes; here they are Σ(y + 128)·x − 128·Σx, the same integers,
 /// with 128·Σx computed once per pair of weight blocks for all four rows.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn q8_0_row_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+fn q8_0_rows<const N: usize>(w: &[u8], a: [&[u8]; N]) -> [f32; N] {
     let z = _mm512_setzero_si512();
     let c128 = _mm512_set1_epi8(-128);
-    let mut acc = [[_mm512_setzero_ps(); 2]; 4];
+    let mut acc = [[_mm512_setzero_ps(); 2]; N];
     let steps = w.len() / (4 * 34);
     for i in 0..steps {
         let x = &w[136 * i..136 * i + 136];
@@ -390,7 +392,7 @@ fn q8_0_row_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
             }
         }
     }
-    let mut out = [0f32; 4];
+    let mut out = [0f32; N];
     for ((a, acc), out) in a.iter().zip(acc.iter()).zip(out.iter_mut()) {
         let mut tail = _mm256_setzero_ps();
         let rest = w[136 * steps..]
@@ -496,16 +498,28 @@ macro_rules! entry {
     };
 }
 
-macro_rules! entry4 {
-    ($name:ident, $row:ident, $wt:expr, $packed_bytes:ident) => {
-        fn $name(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-            assert_eq!($wt.row_bytes(n), Some(w.len()), "{} weight row of {n}", $wt);
-            for a in a {
-                assert_eq!(a.len(), $packed_bytes(n), "packed activation row of {n}");
-            }
+/// Checks a packed-activation call: `n` elements of `wt` in `w`, packed rows in `a`.
+fn check_packed(n: usize, w: &[u8], a: &[&[u8]], wt: GgmlType, packed_bytes: fn(usize) -> usize) {
+    assert_eq!(wt.row_bytes(n), Some(w.len()), "{wt} weight row of {n}");
+    for a in a {
+        assert_eq!(a.len(), packed_bytes(n), "packed activation row of {n}");
+    }
+}
+
+/// The one-row and four-row entries of a packed-activation kernel `$rows::<N>`.
+macro_rules! entry_packed {
+    ($x1:ident, $x4:ident, $rows:ident, $wt:expr, $packed_bytes:ident) => {
+        fn $x1(n: usize, w: &[u8], a: &[u8]) -> f32 {
+            check_packed(n, w, &[a], $wt, $packed_bytes);
             // SAFETY: as in `entry!`: only reachable through the table built by `table()`,
-            // which checked every feature `$row` is compiled for.
-            unsafe { $row(w, a) }
+            // which checked every feature `$rows` is compiled for.
+            unsafe { $rows(w, [a])[0] }
+        }
+
+        fn $x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+            check_packed(n, w, &a, $wt, $packed_bytes);
+            // SAFETY: as above.
+            unsafe { $rows(w, a) }
         }
     };
 }
@@ -513,5 +527,5 @@ macro_rules! entry4 {
 entry!(q4_0, q4_0_row, Q4_0, Q8_0);
 entry!(q8_0, q8_0_row, Q8_0, Q8_0);
 entry!(q6_k, q6_k_row, Q6_K, Q8_K);
-entry4!(q4_0_x4, q4_0_row_x4, Q4_0, q4_0_packed_bytes);
-entry4!(q8_0_x4, q8_0_row_x4, Q8_0, q8_0_packed_bytes);
+entry_packed!(q4_0_x1, q4_0_x4, q4_0_rows, Q4_0, q4_0_packed_bytes);
+entry_packed!(q8_0_x1, q8_0_x4, q8_0_rows, Q8_0, q8_0_packed_bytes);

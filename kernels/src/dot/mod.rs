@@ -46,11 +46,13 @@ pub struct Packer {
     pub pack: fn(usize, &[u8], &mut [u8]),
 }
 
-/// A multi-token kernel and the activation layout it reads.
+/// Kernels over activations packed once per matmul: one and four rows at a time.
 #[derive(Clone, Copy)]
-struct Multi {
+struct Packed {
+    /// Like [`Kernel::dot`], on a packed row.
+    dot1: DotFn,
     dot4: Dot4Fn,
-    packer: Option<Packer>,
+    packer: Packer,
 }
 
 /// One kernel: the activation type it expects and its dot product.
@@ -58,18 +60,18 @@ struct Multi {
 pub struct Kernel {
     pub act: GgmlType,
     pub dot: DotFn,
-    /// A multi-token kernel, where the table has one for this type.
-    multi: Option<Multi>,
+    /// Packed-activation kernels, where the table has them for this type.
+    packed: Option<Packed>,
 }
 
-/// Activation rows as [`Kernel::dot4`] reads them: the rows themselves, or a copy in the
-/// kernel's packed layout.
-pub struct Dot4Rows<'a> {
+/// Activation rows as [`Kernel::dot1`] and [`Kernel::dot4`] read them: the rows themselves, or a
+/// copy in the kernel's packed layout.
+pub struct PackedRows<'a> {
     data: Cow<'a, [u8]>,
     row_bytes: usize,
 }
 
-impl Dot4Rows<'_> {
+impl PackedRows<'_> {
     fn row(&self, t: usize) -> &[u8] {
         &self.data[t * self.row_bytes..(t + 1) * self.row_bytes]
     }
@@ -80,17 +82,17 @@ impl Kernel {
         Kernel {
             act,
             dot,
-            multi: None,
+            packed: None,
         }
     }
 
-    /// `act` (whole rows of `n` elements of [`Kernel::act`]) in the form [`Kernel::dot4`]
-    /// reads: packed in parallel when the multi-token kernel has a layout of its own.
-    pub fn dot4_rows<'a>(&self, n: usize, act: &'a [u8]) -> Dot4Rows<'a> {
+    /// `act` (whole rows of `n` elements of [`Kernel::act`]) in the form [`Kernel::dot1`] and
+    /// [`Kernel::dot4`] read: packed in parallel when the table has packed kernels.
+    pub fn pack_rows<'a>(&self, n: usize, act: &'a [u8]) -> PackedRows<'a> {
         let act_bytes = self.act.row_bytes(n).expect("n is whole blocks");
         assert_eq!(act.len() % act_bytes, 0, "activations are whole rows");
-        let Some(p) = self.multi.and_then(|m| m.packer) else {
-            return Dot4Rows {
+        let Some(p) = self.packed.map(|k| k.packer) else {
+            return PackedRows {
                 data: Cow::Borrowed(act),
                 row_bytes: act_bytes,
             };
@@ -100,32 +102,41 @@ impl Kernel {
         data.par_chunks_mut(row_bytes)
             .zip(act.par_chunks(act_bytes))
             .for_each(|(out, a)| (p.pack)(n, a, out));
-        Dot4Rows {
+        PackedRows {
             data: Cow::Owned(data),
             row_bytes,
         }
     }
 
-    /// One weight row `w` against rows `t..t + 4` of `rows`: the table's multi-token kernel
-    /// when it has one, else four calls of [`Kernel::dot`]. Either way the results are
-    /// bit-identical to `[dot(n, w, a[t]), .., dot(n, w, a[t + 3])]` on the unpacked rows.
+    /// One weight row `w` against row `t` of `rows`: bit-identical to [`Kernel::dot`] on the
+    /// unpacked row.
     #[inline]
-    pub fn dot4(&self, n: usize, w: &[u8], rows: &Dot4Rows, t: usize) -> [f32; 4] {
+    pub fn dot1(&self, n: usize, w: &[u8], rows: &PackedRows, t: usize) -> f32 {
+        let dot = self.packed.map_or(self.dot, |k| k.dot1);
+        dot(n, w, rows.row(t))
+    }
+
+    /// One weight row `w` against rows `t..t + 4` of `rows`, each weight block unpacked once
+    /// where the table has a multi-token kernel (else four calls of [`Kernel::dot`]). Either
+    /// way bit-identical to `[dot(n, w, a[t]), .., dot(n, w, a[t + 3])]` on the unpacked rows.
+    #[inline]
+    pub fn dot4(&self, n: usize, w: &[u8], rows: &PackedRows, t: usize) -> [f32; 4] {
         let a = [
             rows.row(t),
             rows.row(t + 1),
             rows.row(t + 2),
             rows.row(t + 3),
         ];
-        match self.multi {
-            Some(m) => (m.dot4)(n, w, a),
+        match self.packed {
+            Some(k) => (k.dot4)(n, w, a),
             None => a.map(|a| (self.dot)(n, w, a)),
         }
     }
 
-    /// Whether [`Kernel::dot4`] has a dedicated kernel (rather than four 1×1 calls).
-    pub fn has_dot4(&self) -> bool {
-        self.multi.is_some()
+    /// Whether the table has packed-activation kernels for this type (rather than 1×1 calls
+    /// on the rows as quantized).
+    pub fn has_packed(&self) -> bool {
+        self.packed.is_some()
     }
 }
 
@@ -148,18 +159,17 @@ impl DotTable {
             .as_mut()
             .expect("SIMD kernel for a type without a scalar one");
         k.dot = dot;
-        // A multi-token kernel of the previous table would no longer match `dot` bit for bit.
-        k.multi = None;
+        // Packed kernels of the previous table would no longer match `dot` bit for bit.
+        k.packed = None;
     }
 
-    /// Install the multi-token kernel of `ty` (after its [`DotTable::set`], if any), reading
-    /// activations packed by `packer` if given.
+    /// Install the packed-activation kernels of `ty` (after its [`DotTable::set`], if any).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    fn set4(&mut self, ty: GgmlType, dot4: Dot4Fn, packer: Option<Packer>) {
+    fn set_packed(&mut self, ty: GgmlType, dot1: DotFn, dot4: Dot4Fn, packer: Packer) {
         let k = self.kernels[ty as usize]
             .as_mut()
             .expect("SIMD kernel for a type without a scalar one");
-        k.multi = Some(Multi { dot4, packer });
+        k.packed = Some(Packed { dot1, dot4, packer });
     }
 }
 
