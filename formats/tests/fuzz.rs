@@ -13,7 +13,7 @@
 use llq_formats::gguf::{self, Array, GgufWriter, TensorSpec, Value};
 use llq_formats::imatrix::{Imatrix, LegacyImatrix};
 use llq_formats::params::{HfConfig, MetaParams};
-use llq_formats::{pth, safetensors, sentencepiece};
+use llq_formats::{pth, safetensors, sentencepiece, tiktoken, tokenizer_json};
 use llq_kernels::GgmlType;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -265,6 +265,18 @@ fn target_params(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+fn target_tiktoken(bytes: &[u8]) -> Result<(), String> {
+    let _ = tiktoken::parse(bytes);
+    Ok(())
+}
+
+fn target_tokenizer_json(bytes: &[u8]) -> Result<(), String> {
+    let _ = tokenizer_json::parse(bytes);
+    let _ = tokenizer_json::config_special_tokens(bytes);
+    let _ = tokenizer_json::tokenizer_config_special_tokens(bytes);
+    Ok(())
+}
+
 fn target_imatrix(bytes: &[u8]) -> Result<(), String> {
     let _ = LegacyImatrix::parse(bytes);
     let _ = Imatrix::parse(bytes);
@@ -366,6 +378,11 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             read(&format!("{tiny}/meta/params.json")),
             read(&format!("{tiny}/hf/config.json")),
         ],
+        "tiktoken" => vec![read("fixtures/tiny-llama3/meta/tokenizer.model")],
+        "tokenizer_json" => ["tokenizer.json", "tokenizer_config.json", "config.json"]
+            .iter()
+            .map(|f| read(&format!("fixtures/tiny-llama3/hf/{f}")))
+            .collect(),
         "imatrix" => {
             let legacy = LegacyImatrix {
                 entries: vec![llq_formats::imatrix::LegacyEntry {
@@ -389,6 +406,8 @@ fn target_fn(name: &str) -> Target {
         "pth" => target_pth,
         "spm" => target_spm,
         "params" => target_params,
+        "tiktoken" => target_tiktoken,
+        "tokenizer_json" => target_tokenizer_json,
         "imatrix" => target_imatrix,
         _ => unreachable!(),
     }
@@ -524,6 +543,16 @@ fn fuzz_spm() {
 #[test]
 fn fuzz_params() {
     fuzz("params");
+}
+
+#[test]
+fn fuzz_tiktoken() {
+    fuzz("tiktoken");
+}
+
+#[test]
+fn fuzz_tokenizer_json() {
+    fuzz("tokenizer_json");
 }
 
 #[test]
