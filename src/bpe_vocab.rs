@@ -84,6 +84,22 @@ pub fn llama3_special_names() -> Vec<String> {
 }
 
 impl BpeVocab {
+    /// The vocabulary, with end-of-turn = the (last) `<|eot_id|>` token where it has one.
+    fn new(tokens: Vec<String>, types: Vec<i32>, merges: Vec<String>, bos: u32, eos: u32) -> Self {
+        let eot = tokens
+            .iter()
+            .rposition(|t| t == "<|eot_id|>")
+            .map(|i| i as u32);
+        BpeVocab {
+            tokens,
+            types,
+            merges,
+            bos,
+            eos,
+            eot,
+        }
+    }
+
     /// The GGUF vocabulary of a Llama 3 tiktoken file: its ranks, then Meta's 256 specials.
     /// `n_vocab` is the embedding's row count, which must equal that total.
     pub fn from_tiktoken(ranks: &TiktokenRanks, n_vocab: usize) -> Result<BpeVocab, String> {
@@ -141,15 +157,7 @@ impl BpeVocab {
         let id = |name: &str| tokens.iter().rposition(|t| t == name).map(|i| i as u32);
         let bos = id("<|begin_of_text|>").expect("special names");
         let eos = id("<|end_of_text|>").expect("special names");
-        let eot = id("<|eot_id|>");
-        Ok(BpeVocab {
-            tokens,
-            types,
-            merges,
-            bos,
-            eos,
-            eot,
-        })
+        Ok(BpeVocab::new(tokens, types, merges, bos, eos))
     }
 }
 
@@ -250,18 +258,7 @@ impl BpeVocab {
         };
         let bos = id("BOS", bos)?;
         let eos = id("EOS", eos)?;
-        let eot = tokens
-            .iter()
-            .position(|t| t == "<|eot_id|>")
-            .map(|i| i as u32);
-        Ok(BpeVocab {
-            tokens,
-            types,
-            merges,
-            bos,
-            eos,
-            eot,
-        })
+        Ok(BpeVocab::new(tokens, types, merges, bos, eos))
     }
 }
 

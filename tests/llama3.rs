@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{llq, llq_ok, python, run_py, s, shared};
+use common::{llq_fails, llq_ok, python, run_py, s, shared};
 use llq::runtime::tokenizer::Tokenizer;
 use llq_formats::gguf::{GgufFile, Value};
 use std::path::{Path, PathBuf};
@@ -182,13 +182,7 @@ fn small_tiktoken() -> Vec<String> {
 }
 
 fn convert_fails(hf: &Path, out: &Path, needle: &str) {
-    let o = llq(&["convert", s(hf), "-o", s(out)]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success(),
-        "convert succeeded, expected {needle:?}"
-    );
-    assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
+    llq_fails(&["convert", s(hf), "-o", s(out)], needle);
     assert!(!out.exists(), "output written on failure");
 }
 

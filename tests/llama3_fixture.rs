@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{fixture, llq, llq_ok, python, root, run_py, s};
+use common::{fixture, llq_fails, llq_ok, python, root, run_py, s};
 use llq::runtime::forward::{KvCache, Logits, Session};
 use llq::runtime::model::Model;
 use llq::runtime::tokenizer::Tokenizer;
@@ -175,20 +175,13 @@ fn llama_cpp_runs_the_converted_fixture_like_transformers() {
     assert!(max <= 1e-3 * range, "max |Δlogit| {max}");
 }
 
-fn fails(args: &[&str], needle: &str) {
-    let o = llq(args);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{args:?} succeeded");
-    assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
-}
-
 #[test]
 fn rope_scaling_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.gguf");
     let o = s(&out);
     // The flag on a model without Llama 3.1 scaling, and on a GGUF input.
-    fails(
+    llq_fails(
         &[
             "convert",
             s(&fixture("meta")),
@@ -201,11 +194,11 @@ fn rope_scaling_errors() {
     );
     let gguf = dir.path().join("l3.gguf");
     convert(&l3("meta"), &gguf, &[]);
-    fails(
+    llq_fails(
         &["convert", s(&gguf), "-o", o, "--rope-scaling-factor", "8"],
         "applies to checkpoints, not to a GGUF input",
     );
-    fails(
+    llq_fails(
         &[
             "convert",
             s(&l3("meta")),
@@ -225,7 +218,7 @@ fn rope_scaling_errors() {
     let mut params: serde_json::Value = serde_json::from_str(&params).unwrap();
     params["use_scaled_rope"] = true.into();
     std::fs::write(spm.join("params.json"), params.to_string()).unwrap();
-    fails(
+    llq_fails(
         &["convert", s(&spm), "-o", o],
         "512-token SentencePiece vocabulary",
     );

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{fixture, llq, llq_ok, python, run_py, s, shared};
+use common::{fixture, llq_fails, llq_ok, python, run_py, s, shared};
 use llq::runtime::tokenizer::Tokenizer;
 use llq_formats::gguf::{GgufFile, GgufWriter, Value};
 use std::path::{Path, PathBuf};
@@ -318,13 +318,7 @@ fn tokenize_command_follows_add_bos_and_add_eos() {
 }
 
 fn fails_with(args: &[&str], needle: &str) {
-    let out = llq(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "llq {args:?} should fail");
-    assert!(
-        stderr.contains(needle),
-        "llq {args:?}: stderr lacks {needle:?}: {stderr}"
-    );
+    let out = llq_fails(args, needle);
     assert!(out.stdout.is_empty(), "llq {args:?} printed ids on failure");
 }
 

@@ -52,6 +52,18 @@ pub fn llq_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
+/// Run llq and insist it failed with `needle` in its stderr; returns its output.
+pub fn llq_fails(args: &[&str], needle: &str) -> Output {
+    let out = llq(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "llq {args:?} should fail");
+    assert!(
+        stderr.contains(needle),
+        "llq {args:?}: stderr lacks {needle:?}: {stderr}"
+    );
+    out
+}
+
 /// Run `tests/py/<script>` with the reference python; returns stdout, fails with its stderr.
 pub fn run_py(python: &Path, script: &str, args: &[&str]) -> String {
     let out = Command::new(python)

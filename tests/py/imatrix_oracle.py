@@ -21,7 +21,8 @@ from kquant_oracle import load_ggml
 from quants_oracle import ggml_quantize
 
 
-def read_legacy_imatrix(path):
+def read_legacy_entries(path):
+    """{name: (ncall, sums as f32)} of a legacy imatrix .dat file."""
     data = open(path, "rb").read()
     pos = 0
 
@@ -37,10 +38,18 @@ def read_legacy_imatrix(path):
         name = data[pos : pos + n].decode()
         pos += n
         ncall, nval = i32(), i32()
-        sums = np.frombuffer(data, dtype="<f4", count=nval, offset=pos).astype(np.float32)
+        entries[name] = (ncall, np.frombuffer(data, dtype="<f4", count=nval, offset=pos).astype(np.float32))
         pos += 4 * nval
-        entries[name] = sums / np.float32(ncall) if ncall > 0 else sums
     return entries
+
+
+def read_legacy_imatrix(path):
+    """{name: per-column weights} as llama-quantize loads them: sums / ncall (or the sums when
+    ncall <= 0)."""
+    return {
+        name: sums / np.float32(ncall) if ncall > 0 else sums
+        for name, (ncall, sums) in read_legacy_entries(path).items()
+    }
 
 
 def main():

@@ -17,35 +17,14 @@ exits 1 when a weight is missing or extra, or a value is off by more than 1e-4 r
 """
 
 import json
-import struct
 import sys
 
 import numpy as np
 from gguf import GGUFReader
 
+from imatrix_oracle import read_legacy_entries
+
 TOL = 1e-4
-
-
-def read_legacy(path):
-    data = open(path, "rb").read()
-    pos = 0
-
-    def i32():
-        nonlocal pos
-        (v,) = struct.unpack_from("<i", data, pos)
-        pos += 4
-        return v
-
-    entries = {}
-    for _ in range(i32()):
-        n = i32()
-        name = data[pos : pos + n].decode()
-        pos += n
-        ncall, nval = i32(), i32()
-        sums = np.frombuffer(data, dtype="<f4", count=nval, offset=pos).astype(np.float64)
-        pos += 4 * nval
-        entries[name] = (ncall, sums)
-    return entries
 
 
 def field(reader, key):
@@ -143,7 +122,7 @@ def main():
         chunk[0] = bos
         forward(w, hp, chunk, stats, process_output)
 
-    got = read_legacy(dat)
+    got = {name: (ncall, sums.astype(np.float64)) for name, (ncall, sums) in read_legacy_entries(dat).items()}
     result = {
         "entries": {},
         "missing": sorted(set(stats.sum) - set(got)),
