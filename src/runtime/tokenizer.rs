@@ -100,6 +100,9 @@ pub struct Tokenizer {
     bpe: Option<Box<Bpe>>,
     /// End of turn (Llama 3 `<|eot_id|>`), also ending generation.
     eot: Option<u32>,
+    /// No piece contains a newline, so no merge crosses one and text can be merged line by
+    /// line with the same result (bounding the merge state by the longest line).
+    newline_free: bool,
 }
 
 const SPACE: char = '\u{2581}';
@@ -298,6 +301,7 @@ impl Tokenizer {
             .filter(|&i| !v.pieces[i as usize].is_empty())
             .collect();
         user_defined.sort_by_key(|&i| std::cmp::Reverse(v.pieces[i as usize].len()));
+        let newline_free = !v.pieces.iter().any(|p| p.contains('\n'));
         Ok(Tokenizer {
             pieces: v.pieces,
             scores: v.scores,
@@ -314,6 +318,7 @@ impl Tokenizer {
             add_eos: v.add_eos,
             bpe,
             eot,
+            newline_free,
         })
     }
 
@@ -381,14 +386,17 @@ impl Tokenizer {
                     prev_special = true;
                 }
                 Fragment::Text(t) => {
-                    let mut escaped = String::with_capacity(t.len() + 3);
-                    if self.add_space_prefix && prev_special {
-                        escaped.push(SPACE);
+                    let lines = t.split_inclusive(|c: char| self.newline_free && c == '\n');
+                    for (i, line) in lines.enumerate() {
+                        let mut escaped = String::with_capacity(line.len() + 3);
+                        if i == 0 && self.add_space_prefix && prev_special {
+                            escaped.push(SPACE);
+                        }
+                        for c in line.chars() {
+                            escaped.push(if c == ' ' { SPACE } else { c });
+                        }
+                        self.encode_fragment(&escaped, &mut out);
                     }
-                    for c in t.chars() {
-                        escaped.push(if c == ' ' { SPACE } else { c });
-                    }
-                    self.encode_fragment(&escaped, &mut out);
                     prev_special = false;
                 }
             }
