@@ -55,7 +55,8 @@ fn rope_freqs(gguf: &Path) -> Vec<f32> {
 }
 
 /// Max |Δ| of llq's logits on the reference prompt against transformers', with the check that
-/// it is within 1e-3 of the logit range and that every position has the same argmax.
+/// it is within 1e-5 of the logit range (100× tighter than the runtime issue's 1e-3; measured
+/// 6.8e-6 absolute on a range of 8.46, i.e. 8e-7) and that every position has the same argmax.
 fn check_logits(gguf: &Path, what: &str) {
     let r = reference();
     let ids = u32s(&r["prompt_ids"]);
@@ -72,7 +73,7 @@ fn check_logits(gguf: &Path, what: &str) {
     let range = r["logit_range"].as_f64().unwrap() as f32;
     let sensitivity = r["rope_scaling_sensitivity_max_abs"].as_f64().unwrap();
     println!("{what}: max |Δlogit| vs transformers {max:.2e} (range {range:.3}, RoPE scaling moves logits by up to {sensitivity:.3})");
-    assert!(max <= 1e-3 * range, "{what}: max |Δlogit| {max}");
+    assert!(max <= 1e-5 * range, "{what}: max |Δlogit| {max}");
     let vocab = theirs.len() / ids.len();
     let argmax = |row: &[f32]| {
         row.iter()
