@@ -1,4 +1,5 @@
-//! Element-wise pieces of the forward pass: RMSNorm, RoPE, SwiGLU, softmax.
+//! Element-wise pieces of the forward pass: RMSNorm, RoPE, SwiGLU, softmax, and the f32 dot
+//! and axpy of attention.
 
 /// `x / sqrt(mean(x²) + eps) * weight`, in place; the mean is accumulated in f64 as ggml does.
 pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
@@ -47,8 +48,19 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
 }
 
 /// `a · b` in f32 with eight independent partial sums, which the compiler turns into SIMD
-/// (a single running sum is a dependency chain it may not reorder).
+/// (a single running sum is a dependency chain it may not reorder). Same lanes and order with
+/// or without AVX2, so the same result.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if wide_simd() {
+        // SAFETY: `wide_simd` checked that the CPU has AVX2.
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_lanes(a, b)
+}
+
+#[inline(always)]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
@@ -67,9 +79,43 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// `y += a · x`.
 pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if wide_simd() {
+        // SAFETY: `wide_simd` checked that the CPU has AVX2.
+        return unsafe { axpy_avx2(a, x, y) };
+    }
+    axpy_lanes(a, x, y)
+}
+
+#[inline(always)]
+fn axpy_lanes(a: f32, x: &[f32], y: &mut [f32]) {
     for (yi, xi) in y.iter_mut().zip(x) {
         *yi += a * xi;
     }
+}
+
+// The attention loops (`dot`, `axpy`) compiled again for AVX2: a binary built for baseline
+// x86-64 would otherwise run them 4 lanes wide (SSE).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn axpy_avx2(a: f32, x: &[f32], y: &mut [f32]) {
+    axpy_lanes(a, x, y)
+}
+
+/// AVX2 is there and the kernels are not forced to the scalar reference (`LLQ_KERNELS=scalar`
+/// runs the portable code everywhere).
+#[cfg(target_arch = "x86_64")]
+fn wide_simd() -> bool {
+    static WIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WIDE.get_or_init(|| {
+        is_x86_feature_detected!("avx2") && llq_kernels::dot::active_isa() != "scalar"
+    })
 }
 
 /// Softmax in place, stable against large logits.
