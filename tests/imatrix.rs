@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixture, llq, python, run_py, s};
+use common::{fixture, llq, python, quantize_with_imatrix_like_llama_cpp, run_py, s};
 use llq_formats::gguf::GgufFile;
 use std::path::{Path, PathBuf};
 
@@ -352,21 +352,6 @@ fn equals_llama_model_quantize_with_the_same_imatrix() {
             Some((5, "t.txt")),
         );
         let ours = dir.path().join(format!("ours{i}"));
-        std::fs::create_dir_all(&ours).unwrap();
-        let mut args = vec![s(&model), s(&dat), s(&ours)];
-        for ty in types {
-            let out = ours.join(format!("{ty}.gguf"));
-            common::llq_ok(&[
-                "quantize",
-                s(&model),
-                s(&out),
-                ty,
-                "--imatrix",
-                s(&dat),
-                "--quiet",
-            ]);
-            args.push(ty);
-        }
-        println!("{}", run_py(&py, "llama_quantize_imatrix.py", &args));
+        quantize_with_imatrix_like_llama_cpp(&py, &model, &dat, &ours, types);
     }
 }

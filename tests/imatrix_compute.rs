@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{fixture, llq_ok, python, run_py, s};
+use common::{fixture, llq_ok, python, quantize_with_imatrix_like_llama_cpp, run_py, s};
 use llq::runtime::tokenizer::Tokenizer;
 use llq_formats::gguf::GgufFile;
 use llq_formats::imatrix::{Imatrix, LegacyImatrix};
@@ -181,26 +181,11 @@ fn llama_cpp_quantizes_with_the_computed_file() {
     let dat = dir.path().join("i.dat");
     imatrix(&model, &dat, &[]);
     let ours = dir.path().join("ours");
-    std::fs::create_dir_all(&ours).unwrap();
-    let mut args = vec![s(&model), s(&dat), s(&ours)];
-    for ty in ["Q4_0", "Q4_K_M", "Q2_K"] {
-        let out = ours.join(format!("{ty}.gguf"));
-        llq_ok(&[
-            "quantize",
-            s(&model),
-            s(&out),
-            ty,
-            "--imatrix",
-            s(&dat),
-            "--quiet",
-        ]);
-        args.push(ty);
-    }
-    println!("{}", run_py(&py, "llama_quantize_imatrix.py", &args));
+    quantize_with_imatrix_like_llama_cpp(&py, &model, &dat, &ours, &["Q4_0", "Q4_K_M", "Q2_K"]);
 }
 
 /// Every entry (and output.weight with --process-output) equals the mean squared input that an
-/// independent float64 numpy forward pass over the same chunks gives, to 1e-4 relative.
+/// independent float64 numpy forward pass over the same chunks gives, to 1e-5 relative.
 #[test]
 fn every_entry_matches_a_numpy_forward_pass() {
     let Some(py) = python() else { return };

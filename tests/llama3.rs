@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{llq_fails, llq_ok, python, run_py, s, shared};
+use common::{llama_cpp_logits, llq_fails, llq_ok, max_abs_diff, python, run_py, s, shared};
 use llq::runtime::tokenizer::Tokenizer;
 use llq_formats::gguf::{GgufFile, Value};
 use std::path::{Path, PathBuf};
@@ -257,21 +257,8 @@ fn llama3_fixture_logits_match_llama_cpp() {
     let mut cache = KvCache::new(&model, ids.len());
     let ours = Session::new(&model).forward(&ids, &mut cache, Logits::All);
     let out = dir.path().join("lc.f32");
-    let mut args = vec![s(&gguf).to_string(), s(&out).to_string()];
-    args.extend(ids.iter().map(|i| i.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_py(&py, "llama3_logits.py", &args);
-    let theirs: Vec<f32> = std::fs::read(&out)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    assert_eq!(ours.len(), theirs.len());
-    let max = ours
-        .iter()
-        .zip(&theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let theirs = llama_cpp_logits(&py, &gguf, &ids, &out);
+    let max = max_abs_diff(&ours, &theirs);
     println!("llama3 fixture: max |Δlogit| llq vs llama.cpp = {max}");
     assert!(max < 1e-2, "max |Δlogit| {max}");
 }

@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{fixture, llq_fails, llq_ok, python, root, run_py, s};
+use common::{
+    fixture, llama_cpp_logits, llq_fails, llq_ok, max_abs_diff, python, read_f32, root, s,
+};
 use llq::runtime::forward::{KvCache, Logits, Session};
 use llq::runtime::model::Model;
 use llq::runtime::tokenizer::Tokenizer;
@@ -27,14 +29,6 @@ fn u32s(v: &serde_json::Value) -> Vec<u32> {
         .unwrap()
         .iter()
         .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn f32s_of_file(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect()
 }
 
@@ -63,13 +57,8 @@ fn check_logits(gguf: &Path, what: &str) {
     let model = Model::load(gguf).unwrap();
     let mut cache = KvCache::new(&model, ids.len());
     let ours = Session::new(&model).forward(&ids, &mut cache, Logits::All);
-    let theirs = f32s_of_file(&l3("reference/prompt_logits.f32.bin"));
-    assert_eq!(ours.len(), theirs.len());
-    let max = ours
-        .iter()
-        .zip(&theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let theirs = read_f32(&l3("reference/prompt_logits.f32.bin"));
+    let max = max_abs_diff(&ours, &theirs);
     let range = r["logit_range"].as_f64().unwrap() as f32;
     let sensitivity = r["rope_scaling_sensitivity_max_abs"].as_f64().unwrap();
     println!("{what}: max |Δlogit| vs transformers {max:.2e} (range {range:.3}, RoPE scaling moves logits by up to {sensitivity:.3})");
@@ -159,18 +148,9 @@ fn llama_cpp_runs_the_converted_fixture_like_transformers() {
     convert(&l3("meta"), &gguf, &[]);
     let r = reference();
     let out = dir.path().join("lc.f32");
-    let mut args = vec![s(&gguf).to_string(), s(&out).to_string()];
-    args.extend(u32s(&r["prompt_ids"]).iter().map(|i| i.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_py(&py, "llama3_logits.py", &args);
-    let theirs = f32s_of_file(&l3("reference/prompt_logits.f32.bin"));
-    let lc = f32s_of_file(&out);
-    assert_eq!(lc.len(), theirs.len());
-    let max = lc
-        .iter()
-        .zip(&theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let lc = llama_cpp_logits(&py, &gguf, &u32s(&r["prompt_ids"]), &out);
+    let theirs = read_f32(&l3("reference/prompt_logits.f32.bin"));
+    let max = max_abs_diff(&lc, &theirs);
     let range = r["logit_range"].as_f64().unwrap() as f32;
     println!("llama.cpp on llq's GGUF: max |Δlogit| vs transformers {max:.2e} (range {range:.3})");
     assert!(max <= 1e-3 * range, "max |Δlogit| {max}");

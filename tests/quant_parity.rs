@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fixture, llq_ok, python, run_py, s, shared};
+use common::{fixture, llq_ok, python, read_f32, run_py, s, shared};
 use llq_formats::gguf::GgufFile;
 use llq_kernels::GgmlType;
 use serde_json::Value as Json;
@@ -243,14 +243,6 @@ const LOGIT_BOUNDS: [(&str, f32, f32, f32); 17] = [
     ("Q3_K_S", 1.5, 0.1, 0.9),
     ("Q2_K", 3.0, 0.2, 0.85),
 ];
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
 
 fn argmax(row: &[f32]) -> usize {
     let mut best = 0;

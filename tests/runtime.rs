@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixture, heldout_text, llq, llq_ok, python, run_py, s};
+use common::{fixture, heldout_text, llq, llq_ok, max_abs_diff, python, read_f32, run_py, s};
 use llq::runtime::forward::{KvCache, Logits, Session};
 use llq::runtime::model::Model;
 use serde_json::Value as Json;
@@ -26,14 +26,6 @@ fn logits(model: &Model, ids: &[u32]) -> Vec<f32> {
 
 fn argmax(row: &[f32]) -> usize {
     llq::runtime::sampler::argmax(row) as usize
-}
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 fn reference_logits() -> Json {
@@ -59,11 +51,7 @@ fn f32_logits_match_transformers() {
     let got = logits(&model, &ids);
     let range = want.iter().copied().fold(f32::NEG_INFINITY, f32::max)
         - want.iter().copied().fold(f32::INFINITY, f32::min);
-    let max_diff = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let max_diff = max_abs_diff(&got, &want);
     println!("held-out 64: max |Δlogit| {max_diff:.2e}, logit range {range:.2}");
     assert!(
         max_diff <= 1e-3 * range,
@@ -92,11 +80,7 @@ fn f32_logits_match_transformers() {
             .collect();
         let got = logits(&model, &ids);
         let last = &got[(ids.len() - 1) * n_vocab..];
-        let diff = last
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let diff = max_abs_diff(last, &want);
         assert!(diff <= 1e-3 * range, "prompt {:?}: {diff}", prompt["text"]);
         assert_eq!(argmax(last), argmax(&want));
     }
@@ -182,11 +166,7 @@ fn quantized_logits_match_llama_cpp() {
             .map(|(a, b)| f64::from((a - b).abs()))
             .sum::<f64>()
             / ours.len() as f64;
-        let max_diff = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let max_diff = max_abs_diff(&ours, &theirs);
         println!("{ty}: top-1 agreement {same_top1}/{n}, mean |Δlogit| {mean_diff:.2e}, max {max_diff:.2e}");
         assert!(
             same_top1 as f64 >= 0.99 * n as f64,

@@ -64,6 +64,62 @@ pub fn llq_fails(args: &[&str], needle: &str) -> Output {
     out
 }
 
+/// `llq quantize MODEL --imatrix DAT` to each of `types` in a fresh folder `out`, then
+/// `tests/py/llama_quantize_imatrix.py`, which quantizes MODEL with llama.cpp's
+/// llama_model_quantize and the same file and fails unless every tensor's bytes are equal.
+pub fn quantize_with_imatrix_like_llama_cpp(
+    python: &Path,
+    model: &Path,
+    dat: &Path,
+    out: &Path,
+    types: &[&str],
+) {
+    std::fs::create_dir_all(out).unwrap();
+    let mut args = vec![s(model), s(dat), s(out)];
+    for &ty in types {
+        let file = out.join(format!("{ty}.gguf"));
+        llq_ok(&[
+            "quantize",
+            s(model),
+            s(&file),
+            ty,
+            "--imatrix",
+            s(dat),
+            "--quiet",
+        ]);
+        args.push(ty);
+    }
+    println!("{}", run_py(python, "llama_quantize_imatrix.py", &args));
+}
+
+/// A file of little-endian f32 values.
+pub fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// max |a_i − b_i| of two equally long vectors.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "different lengths");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
+/// llama.cpp's logits (every position) for `ids` on `gguf`, through
+/// `tests/py/llama3_logits.py`; `scratch` is a file path it may write.
+pub fn llama_cpp_logits(python: &Path, gguf: &Path, ids: &[u32], scratch: &Path) -> Vec<f32> {
+    let mut args = vec![s(gguf).to_string(), s(scratch).to_string()];
+    args.extend(ids.iter().map(|i| i.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_py(python, "llama3_logits.py", &args);
+    read_f32(scratch)
+}
+
 /// Run `tests/py/<script>` with the reference python; returns stdout, fails with its stderr.
 pub fn run_py(python: &Path, script: &str, args: &[&str]) -> String {
     let out = Command::new(python)
