@@ -11,7 +11,8 @@
 //! Every cell is the best single matvec over `LLQ_BENCH_SECS` (see [`rate`]): the machine may be
 //! shared. Activation quantization (one 4096 row) is done once, outside the timed loop: it is ~0.1% of
 //! a matvec. Environment: `LLQ_BENCH_SECS` (time per cell, default 0.6), `LLQ_BENCH_THREADS`
-//! (comma list, default `1,2`). A trailing argument filters types by name (`-- q4`).
+//! (comma list, default `1,2`), `LLQ_BENCH_TOKENS` (tokens of the matmul table, default 64). A
+//! trailing argument filters types by name (`-- q4`).
 
 use llq_kernels::dot::{self, DotTable};
 use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
@@ -202,7 +203,7 @@ fn main() {
     }
 
     // Prompt processing: 64 tokens at once, best table, every thread count.
-    let n_tok = 64;
+    let n_tok = env_f64("LLQ_BENCH_TOKENS", 64.0) as usize;
     let xs: Vec<f32> = (0..n_tok * N).map(|_| rng.normal()).collect();
     println!(
         "\nmatmul 4096x4096 x {n_tok} tokens ({}), GFLOP/s (2·rows·cols·tokens)",

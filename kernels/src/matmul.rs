@@ -1,6 +1,7 @@
 //! Weight matrix × activations, with the dot kernels of [`crate::dot`], parallel over output rows.
 
 use crate::codec::dequantize_row;
+use crate::dot::gemm::{self, Gemm, TILE_ROWS, TILE_TOKENS};
 use crate::dot::{self, DotTable};
 use crate::types::GgmlType;
 use rayon::prelude::*;
@@ -136,17 +137,19 @@ pub fn matmul_quantized_with(table: &DotTable, w: &Weights, act: &Activations, o
     let n_tok = act.data.len() / act.row_bytes;
     assert_eq!(out.len(), n_tok * w.rows, "out is n_tok x rows");
     let cols = w.cols;
+    if n_tok > 1 {
+        if let Some(g) = k.gemm() {
+            return tiled(&g, w, act, n_tok, out);
+        }
+    }
     // Packed once here, read by every weight row.
     let rows = k.pack_rows(cols, &act.data);
     if n_tok == 1 {
-        out.par_chunks_mut(rows_per_task(w.rows))
-            .enumerate()
-            .for_each(|(ci, o)| {
-                let r0 = ci * rows_per_task(w.rows);
-                for (i, o) in o.iter_mut().enumerate() {
-                    *o = k.dot1(cols, w.row_data(r0 + i), &rows, 0);
-                }
-            });
+        let per_task = rows_per_task(w.rows);
+        let rb = w.row_bytes();
+        out.par_chunks_mut(per_task)
+            .zip(w.data.par_chunks(per_task * rb))
+            .for_each(|(o, wr)| k.matvec(cols, wr, &rows, 0, o));
         return;
     }
     // Many tokens: each task owns ROW_TILE rows and writes them for every token into a
@@ -175,7 +178,87 @@ pub fn matmul_quantized_with(table: &DotTable, w: &Weights, act: &Activations, o
                 }
             }
         });
-    out.par_chunks_mut(w.rows).enumerate().for_each(|(t, o)| {
+    transpose_into(&scratch, n_tok, w.rows, out);
+}
+
+/// Many tokens through a register-tiled kernel: each task repacks [`TILE_ROWS`] weight rows
+/// into a buffer of its own, then runs every token over them, [`TILE_TOKENS`] at a time, and
+/// writes its rows of each token's output in place.
+fn tiled(g: &Gemm, w: &Weights, act: &Activations, n_tok: usize, out: &mut [f32]) {
+    let cols = w.cols;
+    let packer = g.packer();
+    let act_bytes = (packer.row_bytes)(cols);
+    let mut acts = vec![0u8; n_tok * act_bytes];
+    acts.par_chunks_mut(act_bytes)
+        .zip(act.data.par_chunks(act.row_bytes))
+        .for_each(|(o, a)| (packer.pack)(cols, a, o));
+    let out = DisjointRows::new(out, w.rows);
+    let tiles = w.rows.div_ceil(TILE_ROWS);
+    (0..tiles).into_par_iter().for_each_init(
+        || vec![0u8; gemm::tile_bytes(cols)],
+        |tile, ti| {
+            let r0 = ti * TILE_ROWS;
+            let nr = TILE_ROWS.min(w.rows - r0);
+            let rows: Vec<&[u8]> = (r0..r0 + nr).map(|r| w.row_data(r)).collect();
+            (g.repack)(cols, &rows, tile);
+            let mut res = [[0f32; TILE_ROWS]; TILE_TOKENS];
+            for t0 in (0..n_tok).step_by(TILE_TOKENS) {
+                let nt = TILE_TOKENS.min(n_tok - t0);
+                let a = &acts[t0 * act_bytes..(t0 + nt) * act_bytes];
+                (g.run)(cols, tile, a, &mut res[..nt]);
+                for (t, res) in res[..nt].iter().enumerate() {
+                    // SAFETY: this task is the only one with rows r0..r0 + nr.
+                    unsafe { out.write(t0 + t, r0, &res[..nr]) };
+                }
+            }
+        },
+    );
+}
+
+/// A token-major output (`rows` values per token) that parallel tasks fill, each task owning a
+/// range of rows of every token: no safe slice split expresses that, so writes go through a
+/// pointer, bounds-checked here, disjoint by the caller's contract.
+struct DisjointRows<'a> {
+    ptr: *mut f32,
+    len: usize,
+    rows: usize,
+    _out: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: tasks write disjoint elements (see `write`); the borrow of `out` outlives them.
+unsafe impl Sync for DisjointRows<'_> {}
+
+impl<'a> DisjointRows<'a> {
+    fn new(out: &'a mut [f32], rows: usize) -> Self {
+        DisjointRows {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+            rows,
+            _out: std::marker::PhantomData,
+        }
+    }
+
+    /// `out[t * rows + r0..][..v.len()] = v`.
+    ///
+    /// # Safety
+    /// No other thread may write or read those elements meanwhile.
+    unsafe fn write(&self, t: usize, r0: usize, v: &[f32]) {
+        assert!(
+            r0 + v.len() <= self.rows,
+            "rows {r0}+{} of {}",
+            v.len(),
+            self.rows
+        );
+        let at = t * self.rows + r0;
+        assert!(at + v.len() <= self.len, "token {t} out of range");
+        // SAFETY: in bounds (checked above); exclusive by the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), self.ptr.add(at), v.len()) }
+    }
+}
+
+/// `out[t * rows + r] = scratch[r * n_tok + t]`.
+fn transpose_into(scratch: &[f32], n_tok: usize, rows: usize, out: &mut [f32]) {
+    out.par_chunks_mut(rows).enumerate().for_each(|(t, o)| {
         for (r, o) in o.iter_mut().enumerate() {
             *o = scratch[r * n_tok + t];
         }

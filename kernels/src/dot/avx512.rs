@@ -22,7 +22,7 @@ use super::avx2::{
     bsum_dot16, fma_block, h, h4, hsum_ps, isums_q4_0, isums_q8_0, ld128, ld256, YQ,
 };
 use super::scalar::f32_at;
-use super::{check, Dot4Fn, DotFn, DotTable, Packer};
+use super::{check, Dot4Fn, DotFn, DotTable, MatvecFn, Packer};
 use crate::types::GgmlType::{self, *};
 use std::arch::x86_64::*;
 
@@ -43,10 +43,10 @@ pub(super) fn table() -> Option<DotTable> {
     for (ty, dot) in entries {
         t.set(ty, dot);
     }
-    let packed: [(GgmlType, DotFn, Dot4Fn, Packer); 2] = [
+    let packed: [(GgmlType, MatvecFn, Dot4Fn, Packer); 2] = [
         (
             Q4_0,
-            q4_0_x1,
+            q4_0_matvec,
             q4_0_x4,
             Packer {
                 row_bytes: q4_0_packed_bytes,
@@ -55,7 +55,7 @@ pub(super) fn table() -> Option<DotTable> {
         ),
         (
             Q8_0,
-            q8_0_x1,
+            q8_0_matvec,
             q8_0_x4,
             Packer {
                 row_bytes: q8_0_packed_bytes,
@@ -63,8 +63,11 @@ pub(super) fn table() -> Option<DotTable> {
             },
         ),
     ];
-    for (ty, dot1, dot4, packer) in packed {
-        t.set_packed(ty, dot1, dot4, packer);
+    for (ty, matvec, dot4, packer) in packed {
+        t.set_packed(ty, matvec, dot4, packer);
+    }
+    for g in super::gemm::kernels() {
+        t.set_gemm(g);
     }
     Some(t)
 }
@@ -498,26 +501,44 @@ macro_rules! entry {
     };
 }
 
-/// Checks a packed-activation call: `n` elements of `wt` in `w`, packed rows in `a`.
-fn check_packed(n: usize, w: &[u8], a: &[&[u8]], wt: GgmlType, packed_bytes: fn(usize) -> usize) {
-    assert_eq!(wt.row_bytes(n), Some(w.len()), "{wt} weight row of {n}");
+/// Checks a packed-activation call: whole rows of `n` elements of `wt` in `w` (`rows` of
+/// them), packed activation rows in `a`.
+fn check_packed(
+    n: usize,
+    w: &[u8],
+    rows: usize,
+    a: &[&[u8]],
+    wt: GgmlType,
+    packed_bytes: fn(usize) -> usize,
+) -> usize {
+    let row = wt.row_bytes(n).expect("n is whole blocks");
+    assert_eq!(w.len(), rows * row, "{rows} {wt} weight rows of {n}");
     for a in a {
         assert_eq!(a.len(), packed_bytes(n), "packed activation row of {n}");
     }
+    row
 }
 
-/// The one-row and four-row entries of a packed-activation kernel `$rows::<N>`.
+/// The many-row and four-token entries of a packed-activation kernel `$rows::<N>`; `$loop` is
+/// the feature-enabled loop over rows (one length check per call, not per row).
 macro_rules! entry_packed {
-    ($x1:ident, $x4:ident, $rows:ident, $wt:expr, $packed_bytes:ident) => {
-        fn $x1(n: usize, w: &[u8], a: &[u8]) -> f32 {
-            check_packed(n, w, &[a], $wt, $packed_bytes);
+    ($matvec:ident, $x4:ident, $loop:ident, $rows:ident, $wt:expr, $packed_bytes:ident) => {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        fn $loop(w: &[u8], row: usize, a: &[u8], out: &mut [f32]) {
+            for (o, w) in out.iter_mut().zip(w.chunks_exact(row)) {
+                *o = $rows(w, [a])[0];
+            }
+        }
+
+        fn $matvec(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+            let row = check_packed(n, w, out.len(), &[a], $wt, $packed_bytes);
             // SAFETY: as in `entry!`: only reachable through the table built by `table()`,
-            // which checked every feature `$rows` is compiled for.
-            unsafe { $rows(w, [a])[0] }
+            // which checked every feature `$loop` and `$rows` are compiled for.
+            unsafe { $loop(w, row, a, out) }
         }
 
         fn $x4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-            check_packed(n, w, &a, $wt, $packed_bytes);
+            check_packed(n, w, 1, &a, $wt, $packed_bytes);
             // SAFETY: as above.
             unsafe { $rows(w, a) }
         }
@@ -527,5 +548,19 @@ macro_rules! entry_packed {
 entry!(q4_0, q4_0_row, Q4_0, Q8_0);
 entry!(q8_0, q8_0_row, Q8_0, Q8_0);
 entry!(q6_k, q6_k_row, Q6_K, Q8_K);
-entry_packed!(q4_0_x1, q4_0_x4, q4_0_rows, Q4_0, q4_0_packed_bytes);
-entry_packed!(q8_0_x1, q8_0_x4, q8_0_rows, Q8_0, q8_0_packed_bytes);
+entry_packed!(
+    q4_0_matvec,
+    q4_0_x4,
+    q4_0_loop,
+    q4_0_rows,
+    Q4_0,
+    q4_0_packed_bytes
+);
+entry_packed!(
+    q8_0_matvec,
+    q8_0_x4,
+    q8_0_loop,
+    q8_0_rows,
+    Q8_0,
+    q8_0_packed_bytes
+);

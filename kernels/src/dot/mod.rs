@@ -12,6 +12,7 @@
 //! scalar results agree exactly on the integer parts; the float accumulation order differs
 //! (SIMD keeps per-lane partial sums), so final results agree to rounding.
 
+pub mod gemm;
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
@@ -22,6 +23,7 @@ mod avx512;
 use crate::codec;
 use crate::float;
 use crate::types::GgmlType;
+use gemm::Gemm;
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -36,6 +38,11 @@ pub type DotFn = fn(usize, &[u8], &[u8]) -> f32;
 /// rows are in the kernel's [`Packer`] layout when it has one.
 pub type Dot4Fn = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
 
+/// `matvec(n, weight_rows, act_row, out)`: `out[r]` = row `r` of the weight rows (whole rows of
+/// `n` elements, `out.len()` of them) · the activation row; each bit-identical to the table's
+/// [`DotFn`] on that row. Lengths are checked once per call rather than once per row.
+pub type MatvecFn = fn(usize, &[u8], &[u8], &mut [f32]);
+
 /// Rewrites activation rows, once per matmul, into the layout a multi-token kernel reads
 /// (e.g. with per-block sums it would otherwise recompute for every weight row).
 #[derive(Clone, Copy)]
@@ -49,8 +56,8 @@ pub struct Packer {
 /// Kernels over activations packed once per matmul: one and four rows at a time.
 #[derive(Clone, Copy)]
 struct Packed {
-    /// Like [`Kernel::dot`], on a packed row.
-    dot1: DotFn,
+    /// Like [`Kernel::dot`] over many weight rows, on a packed activation row.
+    matvec: MatvecFn,
     dot4: Dot4Fn,
     packer: Packer,
 }
@@ -62,6 +69,8 @@ pub struct Kernel {
     pub dot: DotFn,
     /// Packed-activation kernels, where the table has them for this type.
     packed: Option<Packed>,
+    /// The register-tiled many-token kernel, where the table has one for this type.
+    gemm: Option<Gemm>,
 }
 
 /// Activation rows as [`Kernel::dot1`] and [`Kernel::dot4`] read them: the rows themselves, or a
@@ -83,6 +92,7 @@ impl Kernel {
             act,
             dot,
             packed: None,
+            gemm: None,
         }
     }
 
@@ -112,8 +122,25 @@ impl Kernel {
     /// unpacked row.
     #[inline]
     pub fn dot1(&self, n: usize, w: &[u8], rows: &PackedRows, t: usize) -> f32 {
-        let dot = self.packed.map_or(self.dot, |k| k.dot1);
-        dot(n, w, rows.row(t))
+        let mut out = [0f32];
+        self.matvec(n, w, rows, t, &mut out);
+        out[0]
+    }
+
+    /// Weight rows `w` (`out.len()` whole rows of `n` elements) against row `t` of `rows`:
+    /// each output bit-identical to [`Kernel::dot`] on the unpacked row.
+    pub fn matvec(&self, n: usize, w: &[u8], rows: &PackedRows, t: usize, out: &mut [f32]) {
+        let a = rows.row(t);
+        match self.packed {
+            Some(k) => (k.matvec)(n, w, a, out),
+            None if out.is_empty() => {}
+            None => {
+                let row = w.len() / out.len();
+                for (o, w) in out.iter_mut().zip(w.chunks_exact(row)) {
+                    *o = (self.dot)(n, w, a);
+                }
+            }
+        }
     }
 
     /// One weight row `w` against rows `t..t + 4` of `rows`, each weight block unpacked once
@@ -131,6 +158,12 @@ impl Kernel {
             Some(k) => (k.dot4)(n, w, a),
             None => a.map(|a| (self.dot)(n, w, a)),
         }
+    }
+
+    /// The register-tiled kernel for many tokens, where the table has one for this type
+    /// (bit-identical to the scalar reference's dot products).
+    pub fn gemm(&self) -> Option<Gemm> {
+        self.gemm
     }
 
     /// Whether the table has packed-activation kernels for this type (rather than 1×1 calls
@@ -163,13 +196,26 @@ impl DotTable {
         k.packed = None;
     }
 
+    /// Install the register-tiled kernel of its weight type.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn set_gemm(&mut self, g: Gemm) {
+        let k = self.kernels[g.weight as usize]
+            .as_mut()
+            .expect("SIMD kernel for a type without a scalar one");
+        k.gemm = Some(g);
+    }
+
     /// Install the packed-activation kernels of `ty` (after its [`DotTable::set`], if any).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    fn set_packed(&mut self, ty: GgmlType, dot1: DotFn, dot4: Dot4Fn, packer: Packer) {
+    fn set_packed(&mut self, ty: GgmlType, matvec: MatvecFn, dot4: Dot4Fn, packer: Packer) {
         let k = self.kernels[ty as usize]
             .as_mut()
             .expect("SIMD kernel for a type without a scalar one");
-        k.packed = Some(Packed { dot1, dot4, packer });
+        k.packed = Some(Packed {
+            matvec,
+            dot4,
+            packer,
+        });
     }
 }
 

@@ -1,0 +1,167 @@
+//! The register-tiled many-token kernels (`Kernel::gemm`: AVX-512 VNNI Q4_0 and Q8_0) must equal
+//! the scalar reference's dot products bit for bit: the same exact block integer sums and the
+//! same f32 operations per row in the same order. Checked on the kernel directly (every token
+//! count of one call, tiles with missing rows) and through `matmul` (row and token tails).
+
+mod dot_common;
+
+use dot_common::*;
+use llq_kernels::dot::gemm::{tile_bytes, TILE_ROWS, TILE_TOKENS};
+use llq_kernels::dot::{self, DotTable};
+use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
+use llq_kernels::GgmlType::{self, Q4_0, Q8_0};
+
+/// The tables with a tiled kernel for `ty` (none on a CPU without AVX-512 VNNI).
+fn gemm_tables(ty: GgmlType) -> Vec<&'static DotTable> {
+    dot::tables()
+        .into_iter()
+        .filter(|t| t.kernel(ty).unwrap().gemm().is_some())
+        .collect()
+}
+
+fn same(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+/// `rows` (≤ TILE_ROWS weight rows) against `acts` (Q8_0 rows), every prefix of up to
+/// TILE_TOKENS tokens per call, against the scalar reference.
+fn assert_tile_exact(ty: GgmlType, n: usize, rows: &[Vec<u8>], acts: &[Vec<u8>], what: &str) {
+    let scalar = dot::scalar_table().kernel(ty).unwrap();
+    for t in gemm_tables(ty) {
+        let g = t.kernel(ty).unwrap().gemm().unwrap();
+        let refs: Vec<&[u8]> = rows.iter().map(|r| &r[..]).collect();
+        let mut tile = vec![0xa5u8; tile_bytes(n)];
+        (g.repack)(n, &refs, &mut tile);
+        let p = g.packer();
+        let packed: Vec<u8> = acts
+            .iter()
+            .flat_map(|a| {
+                let mut o = vec![0u8; (p.row_bytes)(n)];
+                (p.pack)(n, a, &mut o);
+                o
+            })
+            .collect();
+        for nt in 1..=TILE_TOKENS.min(acts.len()) {
+            let mut out = vec![[f32::NAN; TILE_ROWS]; nt];
+            (g.run)(n, &tile, &packed[..nt * (p.row_bytes)(n)], &mut out);
+            for (tok, (o, a)) in out.iter().zip(acts).enumerate() {
+                for (r, &got) in o.iter().enumerate() {
+                    let want = rows.get(r).map_or(0.0, |w| (scalar.dot)(n, w, a));
+                    assert!(
+                        same(got, want),
+                        "{} {ty} n={n} {what}: {nt} tokens, token {tok} row {r}: {got} vs scalar {want}",
+                        t.isa
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Block counts of one, a few and many blocks.
+const LENGTHS: [usize; 4] = [32, 96, 256, 4096 + 96];
+
+#[test]
+fn tiles_equal_scalar_on_random_rows() {
+    let mut rng = Rng::new(11);
+    for ty in [Q4_0, Q8_0] {
+        for n in LENGTHS {
+            for (nrows, scale) in [(TILE_ROWS, 1e-3f32), (TILE_ROWS, 40.0), (5, 1.0)] {
+                let rows: Vec<Vec<u8>> = (0..nrows)
+                    .map(|_| encode(ty, &rng.normals(n, scale)))
+                    .collect();
+                let acts: Vec<Vec<u8>> = (0..TILE_TOKENS)
+                    .map(|_| activations(ty, &rng.normals(n, 1.0 / scale)))
+                    .collect();
+                assert_tile_exact(ty, n, &rows, &acts, &format!("scale {scale}"));
+            }
+            // Raw fp16 scales of either sign, normal or subnormal, different in every row.
+            let rows: Vec<Vec<u8>> = (0..TILE_ROWS)
+                .map(|_| {
+                    let d = loop {
+                        let bits = rng.next() as u16;
+                        if bits & 0x7c00 != 0x7c00 {
+                            break bits;
+                        }
+                    };
+                    let mut r2 = Rng::new(rng.next());
+                    raw_weights(ty, n, d, &mut || r2.next() as u8)
+                })
+                .collect();
+            let acts: Vec<Vec<u8>> = (0..TILE_TOKENS)
+                .map(|_| activations(ty, &rng.normals(n, 1.0)))
+                .collect();
+            assert_tile_exact(ty, n, &rows, &acts, "raw scales");
+        }
+    }
+}
+
+#[test]
+fn tiles_equal_scalar_on_extreme_levels() {
+    let mut rng = Rng::new(12);
+    // Weight bytes at the extremes of both encodings (nibbles 0 and 15, Q8_0 levels −128 and
+    // 127) and activation levels ±127 and −128 (the offset +128 makes it 0).
+    let fills: [u8; 4] = [0x00, 0xff, 0x80, 0x7f];
+    let act_levels: [i8; 4] = [127, -127, -128, 1];
+    for ty in [Q4_0, Q8_0] {
+        for n in [32, 256, 4096] {
+            let rows: Vec<Vec<u8>> = fills
+                .iter()
+                .map(|&f| raw_weights(ty, n, 0x3C00, &mut || f))
+                .chain((0..4).map(|_| {
+                    let mut r2 = Rng::new(rng.next());
+                    raw_weights(ty, n, 0x3C00, &mut || r2.next() as u8)
+                }))
+                .collect();
+            let acts: Vec<Vec<u8>> = act_levels
+                .iter()
+                .map(|&l| raw_activations(ty, n, &mut || l))
+                .chain((0..4).map(|_| {
+                    let mut r2 = Rng::new(rng.next());
+                    raw_activations(ty, n, &mut || r2.next() as i8)
+                }))
+                .collect();
+            assert_tile_exact(ty, n, &rows, &acts, "extreme levels");
+        }
+    }
+}
+
+#[test]
+fn matmul_through_tiles_equals_scalar_matmul() {
+    let mut rng = Rng::new(13);
+    for ty in [Q4_0, Q8_0] {
+        // 37 rows: two full tiles and a partial one; token counts with and without a tail.
+        let (rows, cols) = (37, 320);
+        let data: Vec<u8> = (0..rows)
+            .flat_map(|_| encode(ty, &rng.normals(cols, 0.5)))
+            .collect();
+        let w = Weights::new(ty, &data, rows, cols).unwrap();
+        for n_tok in [2, 9, 70] {
+            let act = Activations::quantize(ty, &rng.normals(n_tok * cols, 2.0), cols);
+            let mut want = vec![f32::NAN; n_tok * rows];
+            matmul_quantized_with(dot::scalar_table(), &w, &act, &mut want);
+            for t in gemm_tables(ty) {
+                let mut got = vec![f32::NAN; n_tok * rows];
+                matmul_quantized_with(t, &w, &act, &mut got);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        same(*g, *w),
+                        "{} {ty} {n_tok} tokens: out[{i}] {g} vs scalar {w}",
+                        t.isa
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn only_avx512_has_tiles_for_q4_0_and_q8_0() {
+    for t in dot::tables() {
+        for ty in WEIGHT_TYPES {
+            let want = t.isa == "avx512vnni" && matches!(ty, Q4_0 | Q8_0);
+            let has = t.kernel(ty).unwrap().gemm().is_some();
+            assert_eq!(has, want, "{} {ty}", t.isa);
+        }
+    }
+}
