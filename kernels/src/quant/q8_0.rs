@@ -2,7 +2,7 @@
 //! ignored, as in ggml: with 255 levels a weighted search gains nothing measurable.
 
 use super::{
-    c_trunc, dequantize_blocks, inverse_or_zero, quantize_blocks, read_f16, write_f16, Block,
+    c_round, dequantize_blocks, inverse_or_zero, quantize_blocks, read_f16, write_f16, Block,
 };
 use crate::codec::BlockCodec;
 use crate::types::GgmlType;
@@ -17,10 +17,7 @@ pub(super) fn round_q8(x: &Block) -> (f32, [i8; 32]) {
         .fold(0f32, |m, v| if m > v.abs() { m } else { v.abs() });
     let d = amax / 127.0;
     let id = inverse_or_zero(d);
-    (
-        d,
-        std::array::from_fn(|j| c_trunc((x[j] * id).round()) as i8),
-    )
+    (d, std::array::from_fn(|j| c_round(x[j] * id) as i8))
 }
 
 /// Decode 32 signed bytes scaled by `d`.
