@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::inspect;
 use crate::plan::{self, FileType, PlanOptions, TypeOverride};
 use crate::runtime::generate::GenerateOptions;
+use crate::runtime::on_workers;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -385,7 +386,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 n_ctx: ctx,
                 sampler: eval::sampler(temp, top_k, top_p, seed),
             };
-            eval::run(&model, &opts)
+            on_workers(|| eval::run(&model, &opts))
         }
         Command::Perplexity {
             model,
@@ -393,7 +394,7 @@ pub fn run(cli: Cli) -> Result<()> {
             ctx,
             chunks,
             json,
-        } => eval::perplexity(&model, &file, ctx, chunks, json),
+        } => on_workers(|| eval::perplexity(&model, &file, ctx, chunks, json)),
         Command::Imatrix {
             model,
             file,
@@ -402,14 +403,16 @@ pub fn run(cli: Cli) -> Result<()> {
             chunks,
             process_output,
             quiet,
-        } => eval::imatrix(&eval::ImatrixArgs {
-            model,
-            text: file,
-            output,
-            n_ctx: ctx,
-            max_chunks: chunks,
-            process_output,
-            progress: !quiet,
+        } => on_workers(|| {
+            eval::imatrix(&eval::ImatrixArgs {
+                model,
+                text: file,
+                output,
+                n_ctx: ctx,
+                max_chunks: chunks,
+                process_output,
+                progress: !quiet,
+            })
         }),
         Command::Bench {
             model,
@@ -417,7 +420,7 @@ pub fn run(cli: Cli) -> Result<()> {
             tg,
             reps,
             json,
-        } => eval::bench(&model, pp, tg, reps, json),
+        } => on_workers(|| eval::bench(&model, pp, tg, reps, json)),
         Command::Compare {
             reference,
             quant,
@@ -430,20 +433,22 @@ pub fn run(cli: Cli) -> Result<()> {
             max_ppl_ratio,
             min_top1,
             quiet,
-        } => compare::compare_cmd(&compare::CompareArgs {
-            reference,
-            quant,
-            text: file,
-            ctx,
-            chunks,
-            json,
-            per_tensor,
-            gates: crate::eval::compare::Gates {
-                max_kld,
-                max_ppl_ratio,
-                min_top1,
-            },
-            quiet,
+        } => on_workers(|| {
+            compare::compare_cmd(&compare::CompareArgs {
+                reference,
+                quant,
+                text: file,
+                ctx,
+                chunks,
+                json,
+                per_tensor,
+                gates: crate::eval::compare::Gates {
+                    max_kld,
+                    max_ppl_ratio,
+                    min_top1,
+                },
+                quiet,
+            })
         }),
         Command::TensorError {
             reference,
@@ -458,14 +463,16 @@ pub fn run(cli: Cli) -> Result<()> {
             measure,
             measure_ctx,
             chunks,
-        } => compare::plan_cmd(&compare::PlanArgs {
-            src,
-            ram,
-            ctx,
-            json,
-            measure,
-            measure_ctx,
-            chunks,
+        } => on_workers(|| {
+            compare::plan_cmd(&compare::PlanArgs {
+                src,
+                ram,
+                ctx,
+                json,
+                measure,
+                measure_ctx,
+                chunks,
+            })
         }),
     }
 }
