@@ -1,7 +1,7 @@
 //! Weight matrix × activations, with the dot kernels of [`crate::dot`], parallel over output rows.
 
 use crate::codec::dequantize_row;
-use crate::dot::gemm::{self, Gemm, TILE_ROWS, TILE_TOKENS};
+use crate::dot::gemm::{Gemm, TILE_ROWS, TILE_TOKENS};
 use crate::dot::{self, DotTable};
 use crate::types::GgmlType;
 use rayon::prelude::*;
@@ -186,7 +186,7 @@ pub fn matmul_quantized_with(table: &DotTable, w: &Weights, act: &Activations, o
 /// writes its rows of each token's output in place.
 fn tiled(g: &Gemm, w: &Weights, act: &Activations, n_tok: usize, out: &mut [f32]) {
     let cols = w.cols;
-    let packer = g.packer();
+    let packer = g.act;
     let act_bytes = (packer.row_bytes)(cols);
     let mut acts = vec![0u8; n_tok * act_bytes];
     acts.par_chunks_mut(act_bytes)
@@ -195,7 +195,7 @@ fn tiled(g: &Gemm, w: &Weights, act: &Activations, n_tok: usize, out: &mut [f32]
     let out = DisjointRows::new(out, w.rows);
     let tiles = w.rows.div_ceil(TILE_ROWS);
     (0..tiles).into_par_iter().for_each_init(
-        || vec![0u8; gemm::tile_bytes(cols)],
+        || vec![0u8; (g.tile_bytes)(cols)],
         |tile, ti| {
             let r0 = ti * TILE_ROWS;
             let nr = TILE_ROWS.min(w.rows - r0);

@@ -1,4 +1,4 @@
-//! The register-tiled many-token kernels (`Kernel::gemm`: AVX-512 VNNI Q4_0 and Q8_0) must equal
+//! The register-tiled many-token kernels (`Kernel::gemm`: AVX-512 VNNI Q4_0, Q8_0, Q4_K) must equal
 //! the scalar reference's dot products bit for bit: the same exact block integer sums and the
 //! same f32 operations per row in the same order. Checked on the kernel directly (every token
 //! count of one call, tiles with missing rows) and through `matmul` (row and token tails).
@@ -6,10 +6,13 @@
 mod dot_common;
 
 use dot_common::*;
-use llq_kernels::dot::gemm::{tile_bytes, TILE_ROWS, TILE_TOKENS};
+use llq_kernels::dot::gemm::{TILE_ROWS, TILE_TOKENS};
 use llq_kernels::dot::{self, DotTable};
 use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
-use llq_kernels::GgmlType::{self, Q4_0, Q8_0};
+use llq_kernels::GgmlType::{self, Q4_0, Q4_K, Q8_0};
+
+/// The types with a tiled kernel.
+const TILED: [GgmlType; 3] = [Q4_0, Q8_0, Q4_K];
 
 /// The tables with a tiled kernel for `ty` (none on a CPU without AVX-512 VNNI).
 fn gemm_tables(ty: GgmlType) -> Vec<&'static DotTable> {
@@ -23,16 +26,16 @@ fn same(a: f32, b: f32) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
 
-/// `rows` (≤ TILE_ROWS weight rows) against `acts` (Q8_0 rows), every prefix of up to
+/// `rows` (≤ TILE_ROWS weight rows) against `acts` (activation rows), every prefix of up to
 /// TILE_TOKENS tokens per call, against the scalar reference.
 fn assert_tile_exact(ty: GgmlType, n: usize, rows: &[Vec<u8>], acts: &[Vec<u8>], what: &str) {
     let scalar = dot::scalar_table().kernel(ty).unwrap();
     for t in gemm_tables(ty) {
         let g = t.kernel(ty).unwrap().gemm().unwrap();
         let refs: Vec<&[u8]> = rows.iter().map(|r| &r[..]).collect();
-        let mut tile = vec![0xa5u8; tile_bytes(n)];
+        let mut tile = vec![0xa5u8; (g.tile_bytes)(n)];
         (g.repack)(n, &refs, &mut tile);
-        let p = g.packer();
+        let p = g.act;
         let packed: Vec<u8> = acts
             .iter()
             .flat_map(|a| {
@@ -58,14 +61,20 @@ fn assert_tile_exact(ty: GgmlType, n: usize, rows: &[Vec<u8>], acts: &[Vec<u8>],
     }
 }
 
-/// Block counts of one, a few and many blocks.
-const LENGTHS: [usize; 4] = [32, 96, 256, 4096 + 96];
+/// Rows of one, a few and many blocks.
+fn lengths(ty: GgmlType) -> [usize; 3] {
+    if ty.block_size() == 256 {
+        [256, 768, 4096 + 256]
+    } else {
+        [32, 96, 4096 + 96]
+    }
+}
 
 #[test]
 fn tiles_equal_scalar_on_random_rows() {
     let mut rng = Rng::new(11);
-    for ty in [Q4_0, Q8_0] {
-        for n in LENGTHS {
+    for ty in TILED {
+        for n in lengths(ty) {
             for (nrows, scale) in [(TILE_ROWS, 1e-3f32), (TILE_ROWS, 40.0), (5, 1.0)] {
                 let rows: Vec<Vec<u8>> = (0..nrows)
                     .map(|_| encode(ty, &rng.normals(n, scale)))
@@ -99,12 +108,12 @@ fn tiles_equal_scalar_on_random_rows() {
 #[test]
 fn tiles_equal_scalar_on_extreme_levels() {
     let mut rng = Rng::new(12);
-    // Weight bytes at the extremes of both encodings (nibbles 0 and 15, Q8_0 levels −128 and
-    // 127) and activation levels ±127 and −128 (the offset +128 makes it 0).
+    // Weight bytes at the extremes of every encoding (nibbles 0 and 15, Q8_0 levels −128 and
+    // 127, Q4_K's 6-bit scales and mins 0 and 63) and activation levels ±127 and −128.
     let fills: [u8; 4] = [0x00, 0xff, 0x80, 0x7f];
     let act_levels: [i8; 4] = [127, -127, -128, 1];
-    for ty in [Q4_0, Q8_0] {
-        for n in [32, 256, 4096] {
+    for ty in TILED {
+        for n in [256, 4096] {
             let rows: Vec<Vec<u8>> = fills
                 .iter()
                 .map(|&f| raw_weights(ty, n, 0x3C00, &mut || f))
@@ -129,9 +138,9 @@ fn tiles_equal_scalar_on_extreme_levels() {
 #[test]
 fn matmul_through_tiles_equals_scalar_matmul() {
     let mut rng = Rng::new(13);
-    for ty in [Q4_0, Q8_0] {
+    for ty in TILED {
         // 37 rows: two full tiles and a partial one; token counts with and without a tail.
-        let (rows, cols) = (37, 320);
+        let (rows, cols) = (37, 512);
         let data: Vec<u8> = (0..rows)
             .flat_map(|_| encode(ty, &rng.normals(cols, 0.5)))
             .collect();
@@ -156,10 +165,10 @@ fn matmul_through_tiles_equals_scalar_matmul() {
 }
 
 #[test]
-fn only_avx512_has_tiles_for_q4_0_and_q8_0() {
+fn only_avx512_has_tiles() {
     for t in dot::tables() {
         for ty in WEIGHT_TYPES {
-            let want = t.isa == "avx512vnni" && matches!(ty, Q4_0 | Q8_0);
+            let want = t.isa == "avx512vnni" && TILED.contains(&ty);
             let has = t.kernel(ty).unwrap().gemm().is_some();
             assert_eq!(has, want, "{} {ty}", t.isa);
         }

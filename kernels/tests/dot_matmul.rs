@@ -135,11 +135,22 @@ fn matmul_is_deterministic() {
     matmul(&w, &x, &mut a);
     matmul(&w, &x, &mut b);
     assert_eq!(a, b);
-    // One token at a time gives the same numbers as the batched path.
+    // One token at a time gives the same numbers as the batched path, bit for bit unless the
+    // batch went through a tiled kernel (the scalar reference's summation order, where one
+    // token uses the SIMD lanes): then to f32 rounding.
+    let tiled = dot::kernel(GgmlType::Q4_K).unwrap().gemm().is_some();
     for t in 0..5 {
         let mut o = vec![0f32; 64];
         matmul(&w, &x[t * 256..(t + 1) * 256], &mut o);
-        assert_eq!(o[..], a[t * 64..(t + 1) * 64]);
+        let batch = &a[t * 64..(t + 1) * 64];
+        if tiled {
+            let scale = batch.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (o, b) in o.iter().zip(batch) {
+                assert!((o - b).abs() <= 1e-5 * scale, "token {t}: {o} vs {b}");
+            }
+        } else {
+            assert_eq!(o[..], batch[..]);
+        }
     }
 }
 
