@@ -1,4 +1,4 @@
-//! The register-tiled many-token kernels (`Kernel::gemm`: AVX-512 VNNI Q4_0, Q8_0, Q4_K) must equal
+//! The register-tiled many-token kernels (`Kernel::gemm`: AVX-512 VNNI Q4_0, Q8_0, Q4_K, Q6_K) must equal
 //! the scalar reference's dot products bit for bit: the same exact block integer sums and the
 //! same f32 operations per row in the same order. Checked on the kernel directly (every token
 //! count of one call, tiles with missing rows) and through `matmul` (row and token tails).
@@ -9,10 +9,10 @@ use dot_common::*;
 use llq_kernels::dot::gemm::{TILE_ROWS, TILE_TOKENS};
 use llq_kernels::dot::{self, DotTable};
 use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
-use llq_kernels::GgmlType::{self, Q4_0, Q4_K, Q8_0};
+use llq_kernels::GgmlType::{self, Q4_0, Q4_K, Q6_K, Q8_0};
 
 /// The types with a tiled kernel.
-const TILED: [GgmlType; 3] = [Q4_0, Q8_0, Q4_K];
+const TILED: [GgmlType; 4] = [Q4_0, Q8_0, Q4_K, Q6_K];
 
 /// The tables with a tiled kernel for `ty` (none on a CPU without AVX-512 VNNI).
 fn gemm_tables(ty: GgmlType) -> Vec<&'static DotTable> {
@@ -109,7 +109,8 @@ fn tiles_equal_scalar_on_random_rows() {
 fn tiles_equal_scalar_on_extreme_levels() {
     let mut rng = Rng::new(12);
     // Weight bytes at the extremes of every encoding (nibbles 0 and 15, Q8_0 levels −128 and
-    // 127, Q4_K's 6-bit scales and mins 0 and 63) and activation levels ±127 and −128.
+    // 127, Q4_K's 6-bit scales and mins 0 and 63, Q6_K's scales −128 and 127) and activation
+    // levels ±127 and −128.
     let fills: [u8; 4] = [0x00, 0xff, 0x80, 0x7f];
     let act_levels: [i8; 4] = [127, -127, -128, 1];
     for ty in TILED {

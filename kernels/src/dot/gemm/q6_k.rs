@@ -1,0 +1,134 @@
+//! Tiles of Q6_K rows against Q8_K activations.
+//!
+//! A super-block of 256 levels (0..63, the unsigned operand of `vpdpbusd`; the value is
+//! level − 32) in sixteen sub-blocks of 16 with signed 8-bit scales. Per token and
+//! super-block, as the scalar code: `isum = Σ_j sc_j·Σ (q − 32)·y`, computed exactly as
+//! `Σ_j sc_j·Σ q·y − 32·Σ_j sc_j·bsum_j` (the stored 16-element sums of the activations, two
+//! sub-blocks per `vpdpwssd`), then `acc + (d·dy)·isum`.
+
+use super::{check_repack, Gemm, TILE_ROWS};
+use crate::dot::Packer;
+use crate::float::f16_bits_to_f32;
+use crate::types::GgmlType;
+
+/// Offsets in one super-block of a tile: the rows' d as f32, the sub-block scales (`[j][row]`,
+/// i32), the scales of sub-blocks 2i and 2i + 1 as two i16 in an i32 lane (`[i][row]`), then
+/// the levels, four from each row in turn (`[group][row][4]`, 64 groups).
+const D: usize = 0;
+const SC: usize = D + 4 * TILE_ROWS;
+const SC_PAIRS: usize = SC + 16 * 4 * TILE_ROWS;
+const LEVELS: usize = SC_PAIRS + 8 * 4 * TILE_ROWS;
+const TILE_SB: usize = LEVELS + 256 * TILE_ROWS;
+
+/// A Q8_K block: d (f32), 256 levels, 16 sums of 16 levels (i16).
+const ACT_SB: usize = 292;
+
+fn tile_bytes(n: usize) -> usize {
+    n / 256 * TILE_SB
+}
+
+fn act_bytes(n: usize) -> usize {
+    n / 256 * ACT_SB
+}
+
+/// Q8_K rows are read as quantized.
+fn pack_act(n: usize, a: &[u8], out: &mut [u8]) {
+    assert_eq!(out.len(), act_bytes(n), "Q8_K activation row of {n}");
+    out.copy_from_slice(a);
+}
+
+pub(super) const Q6_K: Gemm = Gemm {
+    weight: GgmlType::Q6_K,
+    tile_bytes,
+    repack,
+    act: Packer {
+        row_bytes: act_bytes,
+        pack: pack_act,
+    },
+    run: x86::run,
+};
+
+/// The 256 levels of a Q6_K block (ql: low 4 bits, qh: high 2 bits; see formats.md).
+fn levels(b: &[u8]) -> [u8; 256] {
+    std::array::from_fn(|e| {
+        let (n, k, i) = (e / 128, e % 128 / 32, e % 32);
+        let ql = b[64 * n + i + 32 * (k % 2)];
+        let low = if k < 2 { ql & 0xf } else { ql >> 4 };
+        let high = (b[128 + 32 * n + i] >> (2 * k)) & 3;
+        low | (high << 4)
+    })
+}
+
+fn repack(n: usize, rows: &[&[u8]], tile: &mut [u8]) {
+    check_repack(n, GgmlType::Q6_K, rows, tile, tile_bytes(n));
+    for (r, row) in rows.iter().enumerate() {
+        for (b, t) in row.chunks_exact(210).zip(tile.chunks_exact_mut(TILE_SB)) {
+            let d = f16_bits_to_f32(u16::from_le_bytes([b[208], b[209]]));
+            let lane = |at: usize, i: usize| at + 4 * TILE_ROWS * i + 4 * r;
+            t[D + 4 * r..D + 4 * r + 4].copy_from_slice(&d.to_le_bytes());
+            let sc = &b[192..208];
+            for (j, &s) in sc.iter().enumerate() {
+                let at = lane(SC, j);
+                t[at..at + 4].copy_from_slice(&i32::from(s as i8).to_le_bytes());
+            }
+            for (i, pair) in sc.chunks_exact(2).enumerate() {
+                let at = lane(SC_PAIRS, i);
+                let (s0, s1) = (i16::from(pair[0] as i8), i16::from(pair[1] as i8));
+                t[at..at + 2].copy_from_slice(&s0.to_le_bytes());
+                t[at + 2..at + 4].copy_from_slice(&s1.to_le_bytes());
+            }
+            for (g, q) in levels(b).chunks_exact(4).enumerate() {
+                let at = lane(LEVELS, g);
+                t[at..at + 4].copy_from_slice(q);
+            }
+        }
+    }
+}
+
+mod x86 {
+    use super::super::{bcast, ld, run_tile, store, TILE_ROWS, TILE_TOKENS};
+    use super::{act_bytes, tile_bytes, ACT_SB, D, LEVELS, SC, SC_PAIRS, TILE_SB};
+    use std::arch::x86_64::*;
+
+    run_tile!(tokens, tile_bytes, act_bytes);
+
+    /// `T` Q8_K activation rows against one tile: one row per i32 lane; each sub-block's
+    /// levels loaded once and used for every token.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    fn tokens<const T: usize>(tile: &[u8], acts: &[u8], out: &mut [[f32; TILE_ROWS]]) {
+        let row = acts.len() / T;
+        let z = _mm512_setzero_si512();
+        let mut acc = [_mm512_setzero_ps(); T];
+        for (k, b) in tile.chunks_exact(TILE_SB).enumerate() {
+            let y: [&[u8]; T] =
+                std::array::from_fn(|t| &acts[t * row + k * ACT_SB..t * row + (k + 1) * ACT_SB]);
+            let mut isum = [z; T];
+            for j in 0..16 {
+                let q: [__m512i; 4] = std::array::from_fn(|g| ld(&b[LEVELS + 64 * (4 * j + g)..]));
+                let sc = ld(&b[SC + 64 * j..]);
+                for (y, isum) in y.iter().zip(isum.iter_mut()) {
+                    let at = 4 + 16 * j;
+                    let s0 = _mm512_dpbusd_epi32(z, q[0], bcast(y, at));
+                    let s0 = _mm512_dpbusd_epi32(s0, q[1], bcast(y, at + 4));
+                    let s1 = _mm512_dpbusd_epi32(z, q[2], bcast(y, at + 8));
+                    let s1 = _mm512_dpbusd_epi32(s1, q[3], bcast(y, at + 12));
+                    let s = _mm512_add_epi32(s0, s1);
+                    *isum = _mm512_add_epi32(*isum, _mm512_mullo_epi32(s, sc));
+                }
+            }
+            let pairs: [__m512i; 8] = std::array::from_fn(|i| ld(&b[SC_PAIRS + 64 * i..]));
+            let d = _mm512_castsi512_ps(ld(&b[D..]));
+            for ((y, isum), acc) in y.iter().zip(isum).zip(acc.iter_mut()) {
+                let mut off = z;
+                for (i, p) in pairs.iter().enumerate() {
+                    off = _mm512_dpwssd_epi32(off, *p, bcast(y, 260 + 4 * i));
+                }
+                let isum = _mm512_sub_epi32(isum, _mm512_slli_epi32::<5>(off));
+                let dy = _mm512_castsi512_ps(bcast(y, 0));
+                let v = _mm512_mul_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum));
+                *acc = _mm512_add_ps(*acc, v);
+            }
+        }
+        store(acc, out);
+    }
+}
