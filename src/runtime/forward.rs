@@ -249,18 +249,21 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], s: AttnShape) -> Vec<f32> {
         .for_each_init(Vec::new, |scores, (i, out)| {
             let (t, head) = (i / s.n_head, i % s.n_head);
             let qh = &q[t * d + head * hd..t * d + (head + 1) * hd];
-            let kv_off = (head / group) * hd;
+            let rows = |m| ops::Rows {
+                m,
+                stride: kv_dim,
+                off: (head / group) * hd,
+                len: hd,
+            };
             let n_pos = s.start + t + 1;
             scores.clear();
-            scores.extend(
-                (0..n_pos).map(|p| {
-                    ops::dot(qh, &k[p * kv_dim + kv_off..p * kv_dim + kv_off + hd]) * scale
-                }),
-            );
-            ops::softmax(scores);
-            for (p, &w) in scores.iter().enumerate() {
-                ops::axpy(w, &v[p * kv_dim + kv_off..p * kv_dim + kv_off + hd], out);
+            scores.resize(n_pos, 0.0);
+            ops::dots(qh, rows(k), scores);
+            for s in scores.iter_mut() {
+                *s *= scale;
             }
+            ops::softmax(scores);
+            ops::axpys(scores, rows(v), out);
         });
     out
 }

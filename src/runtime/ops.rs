@@ -1,5 +1,5 @@
 //! Element-wise pieces of the forward pass: RMSNorm, RoPE, SwiGLU, softmax, and the f32 dot
-//! and axpy of attention.
+//! products and weighted sums of attention.
 
 /// `x / sqrt(mean(x²) + eps) * weight`, in place; the mean is accumulated in f64 as ggml does.
 pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
@@ -47,65 +47,119 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
-/// `a · b` in f32 with eight independent partial sums, which the compiler turns into SIMD
-/// (a single running sum is a dependency chain it may not reorder). Same lanes and order with
-/// or without AVX2, so the same result.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// Rows `p` of `m` as attention stores keys and values: `len` values at `p * stride + off`.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    pub m: &'a [f32],
+    pub stride: usize,
+    pub off: usize,
+    pub len: usize,
+}
+
+impl<'a> Rows<'a> {
+    #[inline(always)]
+    fn row(&self, p: usize) -> &'a [f32] {
+        &self.m[p * self.stride + self.off..][..self.len]
+    }
+}
+
+/// `out[p] = q · rows[p]` for `p < out.len()`, in f32 with eight independent partial sums per
+/// row (a single running sum is a dependency chain the compiler may not reorder into SIMD),
+/// four rows per pass over `q`. Same lanes and order with or without AVX2, so the same result.
+pub fn dots(q: &[f32], rows: Rows, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if wide_simd() {
         // SAFETY: `wide_simd` checked that the CPU has AVX2.
-        return unsafe { dot_avx2(a, b) };
+        return unsafe { dots_avx2(q, rows, out) };
     }
-    dot_lanes(a, b)
+    dots_lanes(q, rows, out)
 }
 
 #[inline(always)]
-fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
-            *s += x * y;
+fn dots_lanes(q: &[f32], rows: Rows, out: &mut [f32]) {
+    assert_eq!(q.len(), rows.len, "query and key widths");
+    let done = out.len() / 4 * 4;
+    let mut groups = out.chunks_exact_mut(4);
+    for (g, o) in (&mut groups).enumerate() {
+        let r: [&[f32]; 4] = std::array::from_fn(|k| rows.row(4 * g + k));
+        o.copy_from_slice(&dot_rows(q, r));
+    }
+    for (i, o) in groups.into_remainder().iter_mut().enumerate() {
+        *o = dot_rows(q, [rows.row(done + i)])[0];
+    }
+}
+
+/// `q · r` for each of the `N` rows: per row, eight lanes over whole chunks of 8 summed in
+/// lane order, plus the tail.
+#[inline(always)]
+fn dot_rows<const N: usize>(q: &[f32], r: [&[f32]; N]) -> [f32; N] {
+    let mut acc = [[0f32; 8]; N];
+    let whole = q.len() / 8 * 8;
+    for c in (0..whole).step_by(8) {
+        let qc = &q[c..c + 8];
+        for (acc, r) in acc.iter_mut().zip(&r) {
+            for ((s, x), y) in acc.iter_mut().zip(qc).zip(&r[c..c + 8]) {
+                *s += x * y;
+            }
         }
     }
-    acc.iter().sum::<f32>() + tail
+    std::array::from_fn(|k| {
+        let tail: f32 = q[whole..]
+            .iter()
+            .zip(&r[k][whole..])
+            .map(|(x, y)| x * y)
+            .sum();
+        acc[k].iter().sum::<f32>() + tail
+    })
 }
 
-/// `y += a · x`.
-pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+/// `y += Σ_p w[p] · rows[p]`, row after row as a sequence of `y += a · x` would (the same
+/// order per element, so the same result), with 32 elements of `y` kept in registers across
+/// all rows rather than loaded and stored for each.
+pub fn axpys(w: &[f32], rows: Rows, y: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if wide_simd() {
         // SAFETY: `wide_simd` checked that the CPU has AVX2.
-        return unsafe { axpy_avx2(a, x, y) };
+        return unsafe { axpys_avx2(w, rows, y) };
     }
-    axpy_lanes(a, x, y)
+    axpys_lanes(w, rows, y)
 }
 
 #[inline(always)]
-fn axpy_lanes(a: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
+fn axpys_lanes(w: &[f32], rows: Rows, y: &mut [f32]) {
+    assert_eq!(y.len(), rows.len, "output and value widths");
+    const W: usize = 32;
+    let done = y.len() / W * W;
+    let mut chunks = y.chunks_exact_mut(W);
+    for (c, yc) in (&mut chunks).enumerate() {
+        let mut acc: [f32; W] = yc.try_into().expect("chunk of W");
+        for (p, &a) in w.iter().enumerate() {
+            for (s, x) in acc.iter_mut().zip(&rows.row(p)[W * c..W * (c + 1)]) {
+                *s += a * x;
+            }
+        }
+        yc.copy_from_slice(&acc);
+    }
+    let rest = chunks.into_remainder();
+    for (p, &a) in w.iter().enumerate() {
+        for (s, x) in rest.iter_mut().zip(&rows.row(p)[done..]) {
+            *s += a * x;
+        }
     }
 }
 
-// The attention loops (`dot`, `axpy`) compiled again for AVX2: a binary built for baseline
-// x86-64 would otherwise run them 4 lanes wide (SSE).
+// The attention loops compiled again for AVX2: a binary built for baseline x86-64 would
+// otherwise run them 4 lanes wide (SSE).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    dot_lanes(a, b)
+fn dots_avx2(q: &[f32], rows: Rows, out: &mut [f32]) {
+    dots_lanes(q, rows, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn axpy_avx2(a: f32, x: &[f32], y: &mut [f32]) {
-    axpy_lanes(a, x, y)
+fn axpys_avx2(w: &[f32], rows: Rows, y: &mut [f32]) {
+    axpys_lanes(w, rows, y)
 }
 
 /// AVX2 is there and the kernels are not forced to the scalar reference (`LLQ_KERNELS=scalar`
@@ -151,15 +205,37 @@ mod tests {
         assert!((x[0] - (orig[0] * c - orig[1] * s)).abs() < 1e-6);
     }
 
+    /// Four rows at a time and the tail rows give each row's dot product (checked against f64),
+    /// and `axpys` equals `y += a · x` row after row, bit for bit, over a strided layout.
     #[test]
-    fn dot_and_axpy() {
-        let a: Vec<f32> = (0..19).map(|i| i as f32 * 0.5).collect();
-        let b: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.25).collect();
-        let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - want).abs() < 1e-4);
-        let mut y = b.clone();
-        axpy(2.0, &a, &mut y);
-        assert_eq!(y[3], b[3] + 2.0 * a[3]);
+    fn dots_and_axpys() {
+        let (len, stride, off, n) = (19 + 32, 70, 5, 7);
+        let m: Vec<f32> = (0..n * stride).map(|i| (i % 13) as f32 * 0.37 - 2.0).collect();
+        let rows = Rows {
+            m: &m,
+            stride,
+            off,
+            len,
+        };
+        let q: Vec<f32> = (0..len).map(|i| 1.0 - i as f32 * 0.05).collect();
+        let mut out = vec![0f32; n];
+        dots(&q, rows, &mut out);
+        for (p, &o) in out.iter().enumerate() {
+            let want: f64 = (0..len)
+                .map(|i| f64::from(q[i]) * f64::from(m[p * stride + off + i]))
+                .sum();
+            assert!((f64::from(o) - want).abs() < 1e-4, "row {p}: {o} vs {want}");
+        }
+        let w: Vec<f32> = (0..n).map(|p| 0.1 + p as f32 * 0.3).collect();
+        let mut y: Vec<f32> = (0..len).map(|i| i as f32 * 0.01).collect();
+        let mut want = y.clone();
+        for (p, &a) in w.iter().enumerate() {
+            for (s, x) in want.iter_mut().zip(&m[p * stride + off..][..len]) {
+                *s += a * x;
+            }
+        }
+        axpys(&w, rows, &mut y);
+        assert_eq!(y, want);
     }
 
     #[test]
