@@ -65,7 +65,8 @@ impl<'a> Rows<'a> {
 
 /// `out[p] = q · rows[p]` for `p < out.len()`, in f32 with eight independent partial sums per
 /// row (a single running sum is a dependency chain the compiler may not reorder into SIMD),
-/// four rows per pass over `q`. Same lanes and order with or without AVX2, so the same result.
+/// summed pairwise, four rows per pass over `q`. Same lanes and order with or without AVX2,
+/// so the same result.
 pub fn dots(q: &[f32], rows: Rows, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if wide_simd() {
@@ -94,12 +95,15 @@ fn dots_lanes(q: &[f32], rows: Rows, out: &mut [f32]) {
 #[inline(always)]
 fn dot_rows<const N: usize>(q: &[f32], r: [&[f32]; N]) -> [f32; N] {
     let mut acc = [[0f32; 8]; N];
-    let whole = q.len() / 8 * 8;
-    for c in (0..whole).step_by(8) {
-        let qc = &q[c..c + 8];
-        for (acc, r) in acc.iter_mut().zip(&r) {
-            for ((s, x), y) in acc.iter_mut().zip(qc).zip(&r[c..c + 8]) {
-                *s += x * y;
+    let chunks = q.len() / 8;
+    let whole = 8 * chunks;
+    let r8 = r.map(|r| &r[..whole]);
+    for c in 0..chunks {
+        let qv: &[f32; 8] = q[8 * c..8 * c + 8].try_into().expect("chunk of 8");
+        for k in 0..N {
+            let rv: &[f32; 8] = r8[k][8 * c..8 * c + 8].try_into().expect("chunk of 8");
+            for i in 0..8 {
+                acc[k][i] += qv[i] * rv[i];
             }
         }
     }
@@ -109,7 +113,10 @@ fn dot_rows<const N: usize>(q: &[f32], r: [&[f32]; N]) -> [f32; N] {
             .zip(&r[k][whole..])
             .map(|(x, y)| x * y)
             .sum();
-        acc[k].iter().sum::<f32>() + tail
+        // A fixed pairwise order, which SIMD reduces in three steps.
+        let a = &acc[k];
+        let s4: [f32; 4] = std::array::from_fn(|i| a[i] + a[i + 4]);
+        ((s4[0] + s4[2]) + (s4[1] + s4[3])) + tail
     })
 }
 
@@ -153,7 +160,54 @@ fn axpys_lanes(w: &[f32], rows: Rows, y: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn dots_avx2(q: &[f32], rows: Rows, out: &mut [f32]) {
-    dots_lanes(q, rows, out)
+    assert_eq!(q.len(), rows.len, "query and key widths");
+    let done = out.len() / 4 * 4;
+    let mut groups = out.chunks_exact_mut(4);
+    for (g, o) in (&mut groups).enumerate() {
+        let r: [&[f32]; 4] = std::array::from_fn(|k| rows.row(4 * g + k));
+        o.copy_from_slice(&dot_rows_avx2(q, r));
+    }
+    for (i, o) in groups.into_remainder().iter_mut().enumerate() {
+        *o = dot_rows_avx2(q, [rows.row(done + i)])[0];
+    }
+}
+
+/// [`dot_rows`] written with AVX2 intrinsics (the compiler did not vectorize the generic code
+/// for several rows): the same lanes, products, sums and reduction order.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dot_rows_avx2<const N: usize>(q: &[f32], r: [&[f32]; N]) -> [f32; N] {
+    use std::arch::x86_64::*;
+    let ld = |s: &[f32]| {
+        let s = &s[..8];
+        // SAFETY: `s` holds 8 readable f32; `loadu` has no alignment requirement.
+        unsafe { _mm256_loadu_ps(s.as_ptr()) }
+    };
+    let chunks = q.len() / 8;
+    let whole = 8 * chunks;
+    let mut acc = [_mm256_setzero_ps(); N];
+    for c in 0..chunks {
+        let qv = ld(&q[8 * c..]);
+        for (acc, r) in acc.iter_mut().zip(&r) {
+            *acc = _mm256_add_ps(*acc, _mm256_mul_ps(qv, ld(&r[8 * c..])));
+        }
+    }
+    std::array::from_fn(|k| {
+        let tail: f32 = q[whole..]
+            .iter()
+            .zip(&r[k][whole..])
+            .map(|(x, y)| x * y)
+            .sum();
+        // Lanes i + (i + 4), then (0 + 2) and (1 + 3), then their sum: `dot_rows`' order.
+        let s4 = _mm_add_ps(
+            _mm256_castps256_ps128(acc[k]),
+            _mm256_extractf128_ps::<1>(acc[k]),
+        );
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        let s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
+        _mm_cvtss_f32(s1) + tail
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -226,6 +280,13 @@ mod tests {
                 .sum();
             assert!((f64::from(o) - want).abs() < 1e-4, "row {p}: {o} vs {want}");
         }
+        // The portable code (what `LLQ_KERNELS=scalar` runs) gives the same bits.
+        let mut portable = vec![0f32; n];
+        dots_lanes(&q, rows, &mut portable);
+        assert_eq!(
+            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            portable.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         let w: Vec<f32> = (0..n).map(|p| 0.1 + p as f32 * 0.3).collect();
         let mut y: Vec<f32> = (0..len).map(|i| i as f32 * 0.01).collect();
         let mut want = y.clone();
