@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::inspect;
 use crate::plan::{self, FileType, PlanOptions, TypeOverride};
 use crate::runtime::generate::GenerateOptions;
-use crate::runtime::on_workers;
+use crate::runtime::run_command;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -386,7 +386,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 n_ctx: ctx,
                 sampler: eval::sampler(temp, top_k, top_p, seed),
             };
-            on_workers(|| eval::run(&model, &opts))
+            run_command(|| eval::run(&model, &opts))
         }
         Command::Perplexity {
             model,
@@ -394,7 +394,7 @@ pub fn run(cli: Cli) -> Result<()> {
             ctx,
             chunks,
             json,
-        } => on_workers(|| eval::perplexity(&model, &file, ctx, chunks, json)),
+        } => run_command(|| eval::perplexity(&model, &file, ctx, chunks, json)),
         Command::Imatrix {
             model,
             file,
@@ -403,7 +403,7 @@ pub fn run(cli: Cli) -> Result<()> {
             chunks,
             process_output,
             quiet,
-        } => on_workers(|| {
+        } => run_command(|| {
             eval::imatrix(&eval::ImatrixArgs {
                 model,
                 text: file,
@@ -420,7 +420,7 @@ pub fn run(cli: Cli) -> Result<()> {
             tg,
             reps,
             json,
-        } => on_workers(|| eval::bench(&model, pp, tg, reps, json)),
+        } => run_command(|| eval::bench(&model, pp, tg, reps, json)),
         Command::Compare {
             reference,
             quant,
@@ -433,7 +433,7 @@ pub fn run(cli: Cli) -> Result<()> {
             max_ppl_ratio,
             min_top1,
             quiet,
-        } => on_workers(|| {
+        } => run_command(|| {
             compare::compare_cmd(&compare::CompareArgs {
                 reference,
                 quant,
@@ -463,7 +463,7 @@ pub fn run(cli: Cli) -> Result<()> {
             measure,
             measure_ctx,
             chunks,
-        } => on_workers(|| {
+        } => run_command(|| {
             compare::plan_cmd(&compare::PlanArgs {
                 src,
                 ram,
