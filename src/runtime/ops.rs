@@ -264,7 +264,9 @@ mod tests {
     #[test]
     fn dots_and_axpys() {
         let (len, stride, off, n) = (19 + 32, 70, 5, 7);
-        let m: Vec<f32> = (0..n * stride).map(|i| (i % 13) as f32 * 0.37 - 2.0).collect();
+        let m: Vec<f32> = (0..n * stride)
+            .map(|i| (i % 13) as f32 * 0.37 - 2.0)
+            .collect();
         let rows = Rows {
             m: &m,
             stride,
