@@ -60,14 +60,15 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 for shape in $BENCH_SHAPES; do
   [[ -n ${SHAPE_ARGS[$shape]:-} ]] || { echo "unknown shape $shape" >&2; exit 1; }
   hf=$BENCH_DIR/hf-$shape
-  if [[ ! -f $hf/config.json ]]; then
-    echo "== synthetic checkpoint $shape" >&2
-    # shellcheck disable=SC2086
-    "$PYTHON" "$REPO/scripts/make_synthetic_checkpoint.py" "$hf" ${SHAPE_ARGS[$shape]} >&2
-  fi
   for type in $BENCH_TYPES; do
     gguf=$BENCH_DIR/$shape-$type.gguf
     if [[ ! -s $gguf ]]; then
+      # The checkpoint is only needed for GGUFs not written yet (the 7b one is 13.5 GB).
+      if [[ ! -f $hf/config.json ]]; then
+        echo "== synthetic checkpoint $shape" >&2
+        # shellcheck disable=SC2086
+        "$PYTHON" "$REPO/scripts/make_synthetic_checkpoint.py" "$hf" ${SHAPE_ARGS[$shape]} >&2
+      fi
       echo "== llq convert $shape --type $type" >&2
       "$LLQ_BIN" convert "$hf" --type "$type" -o "$gguf" >&2
     fi
