@@ -9,6 +9,7 @@ use crate::progress;
 use crate::source::{OpenOptions, Source, SourceKind, SourceTensor};
 use llq_formats::gguf::{GgufWriter, TensorSpec, Value};
 use llq_formats::imatrix::Imatrix;
+use llq_kernels::codec::QuantMode;
 use rayon::prelude::*;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,8 @@ pub struct ConvertOptions {
     /// llama.cpp importance matrix (legacy `.dat` or GGUF) weighting the quantizers' rounding;
     /// also turns on `plan.has_imatrix`. See [`match_imatrix`] for how names and sizes are checked.
     pub imatrix: Option<PathBuf>,
+    /// How the imatrix steers the rounding (ggml's, or [`QuantMode::Unbiased`]).
+    pub quant_mode: QuantMode,
     /// How the source checkpoint is read (`--rope-scaling-factor`).
     pub source: OpenOptions,
 }
@@ -290,6 +293,7 @@ fn convert_tensor<W: Write + Send>(
         plan,
         importance,
         allow_nonfinite: opts.allow_nonfinite,
+        quant_mode: opts.quant_mode,
         rows_per_task,
     };
     let rows_per_chunk = rows_per_task * tasks_per_chunk;
@@ -328,6 +332,7 @@ struct ChunkEncoder<'a> {
     plan: &'a TensorPlan,
     importance: Option<&'a [f32]>,
     allow_nonfinite: bool,
+    quant_mode: QuantMode,
     rows_per_task: usize,
 }
 
@@ -369,7 +374,13 @@ impl ChunkEncoder<'_> {
                     .chunks_exact(row_len)
                     .zip(dst.chunks_exact_mut(gguf_row_bytes))
                 {
-                    llq_kernels::quantize_row(self.plan.ty, src, dst, self.importance);
+                    llq_kernels::codec::quantize_row_mode(
+                        self.plan.ty,
+                        src,
+                        dst,
+                        self.importance,
+                        self.quant_mode,
+                    );
                 }
                 Ok(())
             })

@@ -59,6 +59,7 @@ fn convert_to(src: &Path, out: &Path, ft: FileType) -> Result<u64> {
         allow_requantize: false,
         progress: false,
         imatrix: None,
+        quant_mode: Default::default(),
         source: Default::default(),
     };
     Ok(convert::convert(src, out, &opts)?.output_bytes)

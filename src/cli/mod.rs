@@ -11,6 +11,7 @@ use crate::plan::{self, FileType, PlanOptions, TypeOverride};
 use crate::runtime::generate::GenerateOptions;
 use crate::runtime::run_command;
 use clap::{Args, Parser, Subcommand};
+use llq_kernels::codec::QuantMode;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -268,6 +269,12 @@ pub struct QuantArgs {
     /// and entries without a tensor are warnings, and no matching entry at all is an error.
     #[arg(long, value_name = "FILE")]
     imatrix: Option<PathBuf>,
+    /// How --imatrix steers the rounding: `ggml` (default) is llama-quantize's, byte for byte;
+    /// `unbiased` keeps the block layouts (any GGUF reader loads the file) but rescales each
+    /// block so that its importance-weighted gain is 1 instead of ggml's shrink, after refining
+    /// Q4_0/Q5_0 levels. Needs --imatrix.
+    #[arg(long, value_name = "MODE", default_value = "ggml")]
+    quant_mode: String,
     /// Also write the per-type report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -295,6 +302,22 @@ impl QuantArgs {
             .map_err(Error::Usage)?;
         plan.output_type = tensor_type(&self.output_tensor_type)?;
         plan.token_embedding_type = tensor_type(&self.token_embedding_type)?;
+        let quant_mode = match self.quant_mode.to_ascii_lowercase().as_str() {
+            "ggml" => QuantMode::Ggml,
+            "unbiased" if self.imatrix.is_none() => {
+                return Err(Error::Usage(
+                    "--quant-mode unbiased changes only importance-weighted rounding: \
+                     it needs --imatrix"
+                        .into(),
+                ))
+            }
+            "unbiased" => QuantMode::Unbiased,
+            other => {
+                return Err(Error::Usage(format!(
+                    "--quant-mode {other}: expected ggml or unbiased"
+                )))
+            }
+        };
         Ok(ConvertOptions {
             plan,
             overwrite: self.force,
@@ -302,6 +325,7 @@ impl QuantArgs {
             allow_requantize,
             progress: !self.quiet,
             imatrix: self.imatrix.clone(),
+            quant_mode,
             source: Default::default(),
         })
     }

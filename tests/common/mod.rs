@@ -139,13 +139,21 @@ pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// The held-out 10 % of the corpus (fixtures/README.md, "Corpus split"): the text after the
-/// first newline at or after 90 % of the code points. `None` (with a SKIPPED line) without
-/// LLQ_SHARED.
-pub fn heldout_text() -> Option<String> {
+/// The corpus split of fixtures/README.md, "Corpus split": (training text, held-out text), cut
+/// after the first newline at or after 90 % of the code points. `None` (with a SKIPPED line)
+/// without LLQ_SHARED.
+pub fn corpus_split() -> Option<(String, String)> {
     let corpus = std::fs::read_to_string(shared()?.join("corpus/wikitext-2-test.txt")).unwrap();
     let chars: Vec<char> = corpus.chars().collect();
     let t = chars.len() * 9 / 10;
     let newline = t + chars[t..].iter().position(|&c| c == '\n').unwrap();
-    Some(chars[newline + 1..].iter().collect())
+    Some((
+        chars[..newline + 1].iter().collect(),
+        chars[newline + 1..].iter().collect(),
+    ))
+}
+
+/// The held-out 10 % of the corpus (see [`corpus_split`]).
+pub fn heldout_text() -> Option<String> {
+    corpus_split().map(|(_, heldout)| heldout)
 }

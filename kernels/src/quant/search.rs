@@ -60,6 +60,54 @@ pub(super) fn symmetric_search(x: &Block, w: &Block, nmax: i32) -> (f32, Levels)
     (scale, levels)
 }
 
+/// `--quant-mode unbiased` only (not ggml): improve the levels of a symmetric block found by
+/// [`symmetric_search`] by coordinate descent on the same objective, the weighted error after
+/// the least-squares scale, i.e. maximise `(sum w x l)^2 / sum w l^2`: move one level at a time
+/// by ±1 (within `-nmax..nmax-1`) while that helps, for at most 8 sweeps. Sums in f64. Returns
+/// the least-squares scale of the final levels (`scale` unchanged for an all-zero block).
+pub(super) fn refine_symmetric(
+    x: &Block,
+    w: &Block,
+    nmax: i32,
+    scale: f32,
+    levels: &mut Levels,
+) -> f32 {
+    let (mut sumlx, mut suml2) = (0f64, 0f64);
+    for ((&v, &wi), &q) in x.iter().zip(w).zip(levels.iter()) {
+        let l = f64::from(i32::from(q) - nmax);
+        sumlx += f64::from(wi) * f64::from(v) * l;
+        suml2 += f64::from(wi) * l * l;
+    }
+    if sumlx == 0.0 || suml2 <= 0.0 {
+        return scale;
+    }
+    for _ in 0..8 {
+        let mut changed = false;
+        for ((&v, &wi), q) in x.iter().zip(w).zip(levels.iter_mut()) {
+            let l0 = i32::from(*q) - nmax;
+            for l1 in [l0 - 1, l0 + 1] {
+                if !(-nmax..nmax).contains(&l1) {
+                    continue;
+                }
+                let (wi, v) = (f64::from(wi), f64::from(v));
+                let lx = sumlx + wi * v * f64::from(l1 - l0);
+                let l2 = suml2 + wi * f64::from(l1 * l1 - l0 * l0);
+                // Same sign of sum w x l (the scale's sign) and a strictly better fit.
+                if lx * sumlx > 0.0 && l2 > 0.0 && lx * lx * suml2 > sumlx * sumlx * l2 {
+                    *q = (l1 + nmax) as u8;
+                    (sumlx, suml2) = (lx, l2);
+                    changed = true;
+                    break;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    (sumlx / suml2) as f32
+}
+
 /// Weighted least-squares scale and offset of an affine block (Q4_1: `nmax` 15, Q5_1: 31), with
 /// the offset (the block min) kept <= 0. Starts from the plain min/max grid, then tries the 37
 /// inverse scales `(nmax - 0.9 + k/20) / (max - min)`, k = 0..36, fitting d and min jointly for
@@ -150,6 +198,50 @@ mod tests {
         assert_eq!(nearest_int(3.5), 4);
         assert_eq!(nearest_int(-2.5), -2);
         assert_eq!(nearest_int(-7.6), -8);
+    }
+
+    #[test]
+    fn refinement_never_worsens_the_weighted_fit() {
+        use crate::quant::test_util::normal_row;
+        let err = |x: &Block, w: &Block, d: f32, l: &Levels| -> f64 {
+            (0..QK)
+                .map(|j| {
+                    let e = f64::from(x[j]) - f64::from(d) * f64::from(i32::from(l[j]) - 8);
+                    f64::from(w[j]) * e * e
+                })
+                .sum()
+        };
+        let mut improved = 0;
+        for seed in 0..200 {
+            let x: Block = normal_row(seed, QK, 1.0).try_into().unwrap();
+            let w: Block = normal_row(seed + 1000, QK, 1.0)
+                .iter()
+                .map(|v| v * v)
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap();
+            let (d, mut levels) = symmetric_search(&x, &w, 8);
+            let before = err(&x, &w, d, &levels);
+            let d2 = refine_symmetric(&x, &w, 8, d, &mut levels);
+            let after = err(&x, &w, d2, &levels);
+            assert!(
+                after <= before * (1.0 + 1e-6),
+                "seed {seed}: {before} -> {after}"
+            );
+            assert!(levels.iter().all(|&l| l < 16));
+            improved += usize::from(after < before * (1.0 - 1e-6));
+        }
+        assert!(
+            improved > 20,
+            "refinement improved only {improved} of 200 blocks"
+        );
+        // An all-zero block is left alone.
+        let mut levels = [0; QK];
+        assert_eq!(
+            refine_symmetric(&[0.0; QK], &[1.0; QK], 8, 0.0, &mut levels),
+            0.0
+        );
+        assert_eq!(levels, [0; QK]);
     }
 
     #[test]
