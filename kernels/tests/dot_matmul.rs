@@ -157,7 +157,7 @@ fn matmul_is_deterministic() {
 /// The multi-token paths give exactly a 1×1 kernel's result for every (row, token), in every
 /// table: the tile of `Kernel::dot4` (tokens in groups of 4, the rest one by one) the table's
 /// own, the register-tiled kernel (`Kernel::gemm`, where the table has one) the scalar
-/// reference's. Token counts cover whole groups, remainders and more than one token tile.
+/// reference's, except a float type's tile (F16 here), which only agrees to rounding. Token counts cover whole groups, remainders and more than one token tile.
 #[test]
 fn matmul_equals_one_by_one_dots_exactly() {
     let (rows, cols) = (19, 256);
@@ -175,6 +175,9 @@ fn matmul_equals_one_by_one_dots_exactly() {
             let act = Activations::quantize(ty, &rng.normals(n_tok * cols, 2.0), cols);
             for table in dot::tables() {
                 let k = match table.kernel(ty).unwrap() {
+                    // Float tiles round differently from every 1x1 kernel (dot_gemm.rs checks
+                    // them against the f64 product).
+                    k if k.gemm().is_some() && ty == GgmlType::F16 => continue,
                     k if k.gemm().is_some() => dot::scalar_table().kernel(ty).unwrap(),
                     k => k,
                 };

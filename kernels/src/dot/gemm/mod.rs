@@ -11,15 +11,18 @@
 //! that is then read for every token: one pass over the weights per matmul, and the
 //! memory-mapped weights are never copied as a whole.
 //!
-//! Results are bit-identical to the scalar reference (`super::scalar`): the same exact integer
-//! block sums, and per row the same f32 operations in the same order, block after block
-//! (separate multiplies and adds, no FMA).
+//! For the quantized types results are bit-identical to the scalar reference (`super::scalar`):
+//! the same exact integer block sums, and per row the same f32 operations in the same order,
+//! block after block (separate multiplies and adds, no FMA). The float types (`float`) are
+//! not: see there.
 //!
 //! One module per tile format: `legacy` (Q4_0, Q8_0: 32-element blocks, one scale), `q4_k`
-//! (256-element super-blocks with 6-bit sub-block scales and mins) and `q6_k` (16 signed
-//! sub-block scales, levels offset by 32). They are x86_64 only: other
+//! (256-element super-blocks with 6-bit sub-block scales and mins), `q6_k` (16 signed
+//! sub-block scales, levels offset by 32) and `float` (F16, BF16, F32). They are x86_64 only: other
 //! architectures have no tiled kernels and keep the row-at-a-time path.
 
+#[cfg(target_arch = "x86_64")]
+mod float;
 #[cfg(target_arch = "x86_64")]
 mod legacy;
 #[cfg(target_arch = "x86_64")]
@@ -59,8 +62,16 @@ pub struct Gemm {
 /// The tiled kernels, for a CPU with AVX-512 F/BW/VL/VNNI (and AVX2, FMA, F16C): the AVX-512
 /// table installs them after checking those features.
 #[cfg(target_arch = "x86_64")]
-pub(super) fn kernels() -> [Gemm; 4] {
-    [legacy::Q4_0, legacy::Q8_0, q4_k::Q4_K, q6_k::Q6_K]
+pub(super) fn kernels() -> [Gemm; 7] {
+    [
+        legacy::Q4_0,
+        legacy::Q8_0,
+        q4_k::Q4_K,
+        q6_k::Q6_K,
+        float::F16,
+        float::BF16,
+        float::F32,
+    ]
 }
 
 /// 64 bytes from the start of `s`.
