@@ -134,6 +134,29 @@ macro_rules! run_tile {
 #[cfg(target_arch = "x86_64")]
 use run_tile;
 
+/// A Q8_K block: d (f32), 256 levels, 16 sums of 16 levels (i16). The K-quant tiles read
+/// activation rows as quantized.
+#[cfg(target_arch = "x86_64")]
+const Q8K_BLOCK: usize = 292;
+
+#[cfg(target_arch = "x86_64")]
+fn q8k_bytes(n: usize) -> usize {
+    n / 256 * Q8K_BLOCK
+}
+
+#[cfg(target_arch = "x86_64")]
+fn q8k_copy(n: usize, a: &[u8], out: &mut [u8]) {
+    assert_eq!(out.len(), q8k_bytes(n), "Q8_K activation row of {n}");
+    out.copy_from_slice(a);
+}
+
+/// The K-quant tiles' activation rows: Q8_K as quantized.
+#[cfg(target_arch = "x86_64")]
+const Q8K_ACT: Packer = Packer {
+    row_bytes: q8k_bytes,
+    pack: q8k_copy,
+};
+
 #[cfg(target_arch = "x86_64")]
 /// Checks a repack call and zeroes the tile when rows are missing.
 fn check_repack(n: usize, ty: GgmlType, rows: &[&[u8]], tile: &mut [u8], tile_bytes: usize) {

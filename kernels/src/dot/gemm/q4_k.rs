@@ -6,8 +6,8 @@
 //! `acc + ((d·dy)·isum − (dmin·dy)·msum)`. The activation rows are read as they are: the
 //! stored pairs of 16-element sums meet each sub-block's min through one `vpdpwssd`.
 
-use super::{check_repack, nibbles, Gemm, TILE_ROWS};
-use crate::dot::{unpack_k4_scales, Packer};
+use super::{check_repack, nibbles, Gemm, Q8K_ACT, TILE_ROWS};
+use crate::dot::unpack_k4_scales;
 use crate::float::f16_bits_to_f32;
 use crate::types::GgmlType;
 
@@ -21,31 +21,15 @@ const MN: usize = SC + 8 * 4 * TILE_ROWS;
 const LEVELS: usize = MN + 8 * 4 * TILE_ROWS;
 const TILE_SB: usize = LEVELS + 256 * TILE_ROWS;
 
-/// A Q8_K block: d (f32), 256 levels, 16 sums of 16 levels (i16).
-const ACT_SB: usize = 292;
-
 fn tile_bytes(n: usize) -> usize {
     n / 256 * TILE_SB
-}
-
-fn act_bytes(n: usize) -> usize {
-    n / 256 * ACT_SB
-}
-
-/// Q8_K rows are read as quantized.
-fn pack_act(n: usize, a: &[u8], out: &mut [u8]) {
-    assert_eq!(out.len(), act_bytes(n), "Q8_K activation row of {n}");
-    out.copy_from_slice(a);
 }
 
 pub(super) const Q4_K: Gemm = Gemm {
     weight: GgmlType::Q4_K,
     tile_bytes,
     repack,
-    act: Packer {
-        row_bytes: act_bytes,
-        pack: pack_act,
-    },
+    act: Q8K_ACT,
     run: x86::run,
 };
 
@@ -85,10 +69,11 @@ fn repack(n: usize, rows: &[&[u8]], tile: &mut [u8]) {
 
 mod x86 {
     use super::super::{bcast, ld, run_tile, store, TILE_ROWS, TILE_TOKENS};
-    use super::{act_bytes, tile_bytes, ACT_SB, D, DMIN, LEVELS, MN, SC, TILE_SB};
+    use super::super::{q8k_bytes, Q8K_BLOCK};
+    use super::{tile_bytes, D, DMIN, LEVELS, MN, SC, TILE_SB};
     use std::arch::x86_64::*;
 
-    run_tile!(tokens, tile_bytes, act_bytes);
+    run_tile!(tokens, tile_bytes, q8k_bytes);
 
     /// `T` Q8_K activation rows against one tile: one row per i32 lane; each sub-block's
     /// levels loaded once and used for every token.
@@ -98,8 +83,9 @@ mod x86 {
         let z = _mm512_setzero_si512();
         let mut acc = [_mm512_setzero_ps(); T];
         for (k, b) in tile.chunks_exact(TILE_SB).enumerate() {
-            let y: [&[u8]; T] =
-                std::array::from_fn(|t| &acts[t * row + k * ACT_SB..t * row + (k + 1) * ACT_SB]);
+            let y: [&[u8]; T] = std::array::from_fn(|t| {
+                &acts[t * row + k * Q8K_BLOCK..t * row + (k + 1) * Q8K_BLOCK]
+            });
             let mut isum = [z; T];
             for j in 0..8 {
                 let q: [__m512i; 8] = std::array::from_fn(|g| ld(&b[LEVELS + 64 * (8 * j + g)..]));
