@@ -80,6 +80,31 @@ fn inverse_or_zero(d: f32) -> f32 {
     }
 }
 
+/// `--quant-mode unbiased` for a symmetric type (Q4_0: `nmax` 8, Q5_0: 16): ggml's weighted
+/// search, then [`search::refine_symmetric`], each block written by `write(d, levels, out)`.
+/// Needs importance; the caller then rescales each block ([`crate::codec::quantize_row_mode`]).
+fn quantize_row_refined(
+    ty: GgmlType,
+    src: &[f32],
+    dst: &mut [u8],
+    importance: &[f32],
+    nmax: i32,
+    write: fn(f32, &Levels, &mut [u8]),
+) {
+    quantize_row_with(
+        ty,
+        src,
+        dst,
+        Some(importance),
+        |_, _| unreachable!("importance is given"),
+        |x, w, out| {
+            let (d, mut levels) = search::symmetric_search(x, w, nmax);
+            let d = search::refine_symmetric(x, w, nmax, d, &mut levels);
+            write(d, &levels, out)
+        },
+    )
+}
+
 /// C's float-to-integer conversion as compiled for x86 (`cvttss2si`), which ggml and numpy both
 /// use: truncation, and the "integer indefinite" `i32::MIN` for NaN and out-of-range values. That
 /// case is real: a block whose largest |x| is below ~1e-37 has a subnormal scale whose f32

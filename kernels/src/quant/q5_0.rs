@@ -1,7 +1,7 @@
 //! Q5_0: 22 bytes per 32 values: fp16 d, u32 of fifth bits, 16 bytes of low nibbles;
 //! value = (q - 16) * d.
 
-use super::search::{refine_symmetric, symmetric_search};
+use super::search::symmetric_search;
 use super::{
     decode_symmetric, dequantize_blocks, fifth_bits, pack_nibbles, quantize_row_with, read_f16,
     symmetric_ref, unpack_levels, write_f16, Block, Levels,
@@ -21,21 +21,9 @@ fn write(d: f32, levels: &Levels, out: &mut [u8]) {
 }
 
 impl Q5_0 {
-    /// `--quant-mode unbiased`: ggml's weighted search, then [`refine_symmetric`]. Needs
-    /// importance; the caller then rescales each block ([`crate::codec::quantize_row_mode`]).
+    /// `--quant-mode unbiased`: see [`super::quantize_row_refined`].
     pub(crate) fn quantize_row_refined(src: &[f32], dst: &mut [u8], importance: &[f32]) {
-        quantize_row_with(
-            Self::TYPE,
-            src,
-            dst,
-            Some(importance),
-            |_, _| unreachable!("importance is given"),
-            |x, w, out| {
-                let (d, mut levels) = symmetric_search(x, w, NMAX);
-                let d = refine_symmetric(x, w, NMAX, d, &mut levels);
-                write(d, &levels, out)
-            },
-        )
+        super::quantize_row_refined(Self::TYPE, src, dst, importance, NMAX, write)
     }
 }
 
