@@ -93,6 +93,14 @@ fn bcast(s: &[u8], at: usize) -> std::arch::x86_64::__m512i {
     std::arch::x86_64::_mm512_set1_epi32(v)
 }
 
+/// Block `k` (of `bytes` bytes) of each of the `T` activation rows packed in `acts`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn blocks<const T: usize>(acts: &[u8], k: usize, bytes: usize) -> [&[u8]; T] {
+    let row = acts.len() / T;
+    std::array::from_fn(|t| &acts[t * row + k * bytes..][..bytes])
+}
+
 /// Stores the accumulators of `T` tokens.
 #[cfg(target_arch = "x86_64")]
 #[inline]

@@ -68,7 +68,7 @@ fn repack(n: usize, rows: &[&[u8]], tile: &mut [u8]) {
 }
 
 mod x86 {
-    use super::super::{bcast, ld, run_tile, store, TILE_ROWS, TILE_TOKENS};
+    use super::super::{bcast, blocks, ld, run_tile, store, TILE_ROWS, TILE_TOKENS};
     use super::super::{q8k_bytes, Q8K_BLOCK};
     use super::{tile_bytes, D, DMIN, LEVELS, MN, SC, TILE_SB};
     use std::arch::x86_64::*;
@@ -79,13 +79,10 @@ mod x86 {
     /// levels loaded once and used for every token.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
     fn tokens<const T: usize>(tile: &[u8], acts: &[u8], out: &mut [[f32; TILE_ROWS]]) {
-        let row = acts.len() / T;
         let z = _mm512_setzero_si512();
         let mut acc = [_mm512_setzero_ps(); T];
         for (k, b) in tile.chunks_exact(TILE_SB).enumerate() {
-            let y: [&[u8]; T] = std::array::from_fn(|t| {
-                &acts[t * row + k * Q8K_BLOCK..t * row + (k + 1) * Q8K_BLOCK]
-            });
+            let y: [&[u8]; T] = blocks(acts, k, Q8K_BLOCK);
             let mut isum = [z; T];
             for j in 0..8 {
                 let q: [__m512i; 8] = std::array::from_fn(|g| ld(&b[LEVELS + 64 * (8 * j + g)..]));
