@@ -14,21 +14,17 @@
 
 use llq_formats::tiktoken::TiktokenRanks;
 use llq_formats::tokenizer_json::{PreStep, SplitPattern, TokenRef, TokenizerJson};
+use llq_types::TokenType;
 use std::collections::{HashMap, HashSet};
 
 /// Meta's Llama 3 special tokens come after the ranks: this many of them.
 pub const N_SPECIAL: usize = 256;
 
-/// GGUF token types.
-pub const TYPE_NORMAL: i32 = 1;
-pub const TYPE_CONTROL: i32 = 3;
-pub const TYPE_USER_DEFINED: i32 = 4;
-
 #[derive(Clone, Debug)]
 pub struct BpeVocab {
     /// Token strings in GPT-2's byte-to-unicode spelling (specials as their names).
     pub tokens: Vec<String>,
-    pub types: Vec<i32>,
+    pub types: Vec<TokenType>,
     pub merges: Vec<String>,
     pub bos: u32,
     pub eos: u32,
@@ -85,7 +81,13 @@ pub fn llama3_special_names() -> Vec<String> {
 
 impl BpeVocab {
     /// The vocabulary, with end-of-turn = the (last) `<|eot_id|>` token where it has one.
-    fn new(tokens: Vec<String>, types: Vec<i32>, merges: Vec<String>, bos: u32, eos: u32) -> Self {
+    fn new(
+        tokens: Vec<String>,
+        types: Vec<TokenType>,
+        merges: Vec<String>,
+        bos: u32,
+        eos: u32,
+    ) -> Self {
         let eot = tokens
             .iter()
             .rposition(|t| t == "<|eot_id|>")
@@ -152,8 +154,8 @@ impl BpeVocab {
             .map(|t| bytes_to_gpt2(&table, t))
             .collect();
         tokens.extend(llama3_special_names());
-        let mut types = vec![TYPE_NORMAL; n];
-        types.extend(std::iter::repeat_n(TYPE_CONTROL, N_SPECIAL));
+        let mut types = vec![TokenType::Normal; n];
+        types.extend(std::iter::repeat_n(TokenType::Control, N_SPECIAL));
         let id = |name: &str| tokens.iter().rposition(|t| t == name).map(|i| i as u32);
         let bos = id("<|begin_of_text|>").expect("special names");
         let eos = id("<|end_of_text|>").expect("special names");
@@ -188,10 +190,10 @@ impl BpeVocab {
                 n - 1
             ));
         }
-        let mut slots: Vec<Option<(String, i32)>> = tj
+        let mut slots: Vec<Option<(String, TokenType)>> = tj
             .vocab
             .iter()
-            .map(|t| Some((t.clone(), TYPE_NORMAL)))
+            .map(|t| Some((t.clone(), TokenType::Normal)))
             .collect();
         slots.resize(n, None);
         let mut added = HashSet::new();
@@ -200,9 +202,9 @@ impl BpeVocab {
                 return Err(format!("added token id {} is given twice", t.id));
             }
             let ty = if t.special {
-                TYPE_CONTROL
+                TokenType::Control
             } else {
-                TYPE_USER_DEFINED
+                TokenType::UserDefined
             };
             // An added token may restate a vocab entry; its own text and kind win.
             slots[t.id as usize] = Some((t.content.clone(), ty));
@@ -212,7 +214,7 @@ impl BpeVocab {
                 "token ids are not contiguous: {n} ids but no token has id {gap}"
             ));
         }
-        let (tokens, types): (Vec<String>, Vec<i32>) = slots.into_iter().flatten().unzip();
+        let (tokens, types): (Vec<String>, Vec<TokenType>) = slots.into_iter().flatten().unzip();
         if n != n_vocab {
             return Err(format!(
                 "tokenizer has {n} tokens but the embedding has {n_vocab} rows"
@@ -365,11 +367,14 @@ mod tests {
         assert_eq!(v.tokens.len(), 261);
         assert_eq!(v.tokens[256], "ab");
         assert_eq!(v.tokens[260], "hello world");
-        assert_eq!(&v.types[255..], [1, 1, 1, 3, 3, 4]);
+        assert_eq!(
+            v.types[255..].iter().map(|t| t.id()).collect::<Vec<_>>(),
+            [1, 1, 1, 3, 3, 4]
+        );
         assert_eq!(v.merges, ["a b", "Ġ a"]);
         assert_eq!((v.bos, v.eos, v.eot), (258, 259, Some(259)));
         // The runtime accepts the result.
-        let printable: Vec<bool> = v.types.iter().map(|&t| t != TYPE_CONTROL).collect();
+        let printable: Vec<bool> = v.types.iter().map(|&t| t != TokenType::Control).collect();
         crate::runtime::bpe::Bpe::new(&v.tokens, &printable, &v.merges).unwrap();
 
         // An added token may restate a vocab id.
@@ -381,7 +386,10 @@ mod tests {
         let v =
             BpeVocab::from_tokenizer_json(&tj, Some(&bos), Some(&TokenRef::Id(0)), 260).unwrap();
         assert_eq!(v.tokens[258], "<|eot_id|>");
-        assert_eq!((v.types[258], v.bos, v.eot), (TYPE_CONTROL, 259, Some(258)));
+        assert_eq!(
+            (v.types[258], v.bos, v.eot),
+            (TokenType::Control, 259, Some(258))
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::source::{OpenOptions, Source, SourceKind, SourceTensor};
 use llq_formats::gguf::{GgufWriter, TensorSpec, Value};
 use llq_formats::imatrix::Imatrix;
 use llq_kernels::codec::QuantMode;
+use llq_types::keys;
 use rayon::prelude::*;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -241,7 +242,7 @@ fn warn(msg: String) {
 
 /// The `quantize.imatrix.*` keys llama-quantize records (replacing any the input carried).
 fn add_imatrix_metadata(kv: &mut Vec<(String, Value)>, path: &Path, imatrix: &Imatrix) {
-    kv.retain(|(k, _)| !k.starts_with("quantize.imatrix."));
+    kv.retain(|(k, _)| !k.starts_with(keys::imatrix::PREFIX));
     // llama.cpp keeps at most 127 bytes of these strings.
     let clip = |s: &str| {
         let mut end = s.len().min(127);
@@ -250,19 +251,16 @@ fn add_imatrix_metadata(kv: &mut Vec<(String, Value)>, path: &Path, imatrix: &Im
         }
         Value::String(s[..end].to_string())
     };
-    kv.push((
-        "quantize.imatrix.file".into(),
-        clip(&path.to_string_lossy()),
-    ));
+    kv.push((keys::imatrix::FILE.into(), clip(&path.to_string_lossy())));
     if let Some(d) = imatrix.datasets.first() {
-        kv.push(("quantize.imatrix.dataset".into(), clip(d)));
+        kv.push((keys::imatrix::DATASET.into(), clip(d)));
     }
     kv.push((
-        "quantize.imatrix.entries_count".into(),
+        keys::imatrix::ENTRIES_COUNT.into(),
         Value::U32(imatrix.entries.len() as u32),
     ));
     if let Some(n) = imatrix.chunks.filter(|&n| n > 0) {
-        kv.push(("quantize.imatrix.chunks_count".into(), Value::U32(n)));
+        kv.push((keys::imatrix::CHUNKS_COUNT.into(), Value::U32(n)));
     }
 }
 

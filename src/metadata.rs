@@ -1,11 +1,12 @@
 //! GGUF metadata for a LLaMA: the keys llama.cpp reads, with exactly the value types it checks.
 
 use crate::bpe_vocab::BpeVocab;
-use crate::plan::FileType;
 use crate::source::{Source, SourceMeta};
 use llq_formats::gguf::{Array, Value};
 use llq_formats::params::Hyperparams;
 use llq_formats::sentencepiece::SpmModel;
+use llq_types::keys;
+use llq_types::FileType;
 
 type Kv = (String, Value);
 
@@ -37,24 +38,27 @@ pub fn build(source: &Source, file_type: FileType) -> Vec<Kv> {
 fn carried_over(kvs: &[Kv], file_type: FileType) -> Vec<Kv> {
     let mut out: Vec<Kv> = kvs
         .iter()
-        .filter(|(k, _)| k != "general.file_type" && k != "general.quantization_version")
+        .filter(|(k, _)| k != keys::general::FILE_TYPE && k != keys::general::QUANTIZATION_VERSION)
         .cloned()
         .collect();
     let at = out
         .iter()
         .position(|(k, _)| !k.starts_with("general."))
         .unwrap_or(out.len());
-    out.insert(at, kv("general.quantization_version", Value::U32(2)));
-    out.insert(at, kv("general.file_type", Value::U32(file_type.gguf_id())));
+    out.insert(at, kv(keys::general::QUANTIZATION_VERSION, Value::U32(2)));
+    out.insert(
+        at,
+        kv(keys::general::FILE_TYPE, Value::U32(file_type.gguf_id())),
+    );
     out
 }
 
 fn header(name: &str, file_type: FileType) -> Vec<Kv> {
     vec![
-        kv("general.architecture", Value::String("llama".into())),
-        kv("general.name", Value::String(name.into())),
-        kv("general.file_type", Value::U32(file_type.gguf_id())),
-        kv("general.quantization_version", Value::U32(2)),
+        kv(keys::general::ARCHITECTURE, Value::String("llama".into())),
+        kv(keys::general::NAME, Value::String(name.into())),
+        kv(keys::general::FILE_TYPE, Value::U32(file_type.gguf_id())),
+        kv(keys::general::QUANTIZATION_VERSION, Value::U32(2)),
     ]
 }
 
@@ -67,19 +71,16 @@ fn from_checkpoint(name: &str, hp: &Hyperparams, spm: &SpmModel, file_type: File
 
 fn model_keys(hp: &Hyperparams) -> Vec<Kv> {
     vec![
-        kv("llama.vocab_size", u32_of(hp.n_vocab)),
-        kv("llama.context_length", u32_of(hp.context_length)),
-        kv("llama.embedding_length", u32_of(hp.n_embd)),
-        kv("llama.block_count", u32_of(hp.n_layer)),
-        kv("llama.feed_forward_length", u32_of(hp.n_ff)),
-        kv("llama.attention.head_count", u32_of(hp.n_head)),
-        kv("llama.attention.head_count_kv", u32_of(hp.n_head_kv)),
-        kv("llama.rope.dimension_count", u32_of(hp.head_dim())),
-        kv("llama.rope.freq_base", Value::F32(hp.rope_theta)),
-        kv(
-            "llama.attention.layer_norm_rms_epsilon",
-            Value::F32(hp.norm_eps),
-        ),
+        kv(keys::llama::VOCAB_SIZE, u32_of(hp.n_vocab)),
+        kv(keys::llama::CONTEXT_LENGTH, u32_of(hp.context_length)),
+        kv(keys::llama::EMBEDDING_LENGTH, u32_of(hp.n_embd)),
+        kv(keys::llama::BLOCK_COUNT, u32_of(hp.n_layer)),
+        kv(keys::llama::FEED_FORWARD_LENGTH, u32_of(hp.n_ff)),
+        kv(keys::llama::HEAD_COUNT, u32_of(hp.n_head)),
+        kv(keys::llama::HEAD_COUNT_KV, u32_of(hp.n_head_kv)),
+        kv(keys::llama::ROPE_DIMENSION_COUNT, u32_of(hp.head_dim())),
+        kv(keys::llama::ROPE_FREQ_BASE, Value::F32(hp.rope_theta)),
+        kv(keys::llama::RMS_EPSILON, Value::F32(hp.norm_eps)),
     ]
 }
 
@@ -88,27 +89,27 @@ fn model_keys(hp: &Hyperparams) -> Vec<Kv> {
 pub fn tokenizer_keys(spm: &SpmModel) -> Vec<Kv> {
     let tokens = spm.pieces.iter().map(|p| p.piece.clone()).collect();
     let scores = spm.pieces.iter().map(|p| p.score).collect();
-    let types = spm.pieces.iter().map(|p| p.kind as i32).collect();
+    let types = spm.pieces.iter().map(|p| p.kind.id()).collect();
     let mut out = vec![
-        kv("tokenizer.ggml.model", Value::String("llama".into())),
-        kv("tokenizer.ggml.pre", Value::String("default".into())),
-        kv("tokenizer.ggml.tokens", Value::Array(Array::String(tokens))),
-        kv("tokenizer.ggml.scores", Value::Array(Array::F32(scores))),
-        kv("tokenizer.ggml.token_type", Value::Array(Array::I32(types))),
+        kv(keys::tokenizer::MODEL, Value::String("llama".into())),
+        kv(keys::tokenizer::PRE, Value::String("default".into())),
+        kv(keys::tokenizer::TOKENS, Value::Array(Array::String(tokens))),
+        kv(keys::tokenizer::SCORES, Value::Array(Array::F32(scores))),
+        kv(keys::tokenizer::TOKEN_TYPE, Value::Array(Array::I32(types))),
     ];
     // Ids of −1 mean "none" in SentencePiece; llama.cpp wants the key absent then.
     for (key, id) in [
-        ("tokenizer.ggml.bos_token_id", spm.bos_id),
-        ("tokenizer.ggml.eos_token_id", spm.eos_id),
-        ("tokenizer.ggml.unknown_token_id", spm.unk_id),
-        ("tokenizer.ggml.padding_token_id", spm.pad_id),
+        (keys::tokenizer::BOS_ID, spm.bos_id),
+        (keys::tokenizer::EOS_ID, spm.eos_id),
+        (keys::tokenizer::UNKNOWN_ID, spm.unk_id),
+        (keys::tokenizer::PADDING_ID, spm.pad_id),
     ] {
         if let Ok(id) = u32::try_from(id) {
             out.push(kv(key, Value::U32(id)));
         }
     }
-    out.push(kv("tokenizer.ggml.add_bos_token", Value::Bool(true)));
-    out.push(kv("tokenizer.ggml.add_eos_token", Value::Bool(false)));
+    out.push(kv(keys::tokenizer::ADD_BOS, Value::Bool(true)));
+    out.push(kv(keys::tokenizer::ADD_EOS, Value::Bool(false)));
     out
 }
 
@@ -116,27 +117,27 @@ pub fn tokenizer_keys(spm: &SpmModel) -> Vec<Kv> {
 /// pre-tokenizer reads it.
 pub fn bpe_tokenizer_keys(v: &BpeVocab) -> Vec<Kv> {
     let mut out = vec![
-        kv("tokenizer.ggml.model", Value::String("gpt2".into())),
-        kv("tokenizer.ggml.pre", Value::String("llama-bpe".into())),
+        kv(keys::tokenizer::MODEL, Value::String("gpt2".into())),
+        kv(keys::tokenizer::PRE, Value::String("llama-bpe".into())),
         kv(
-            "tokenizer.ggml.tokens",
+            keys::tokenizer::TOKENS,
             Value::Array(Array::String(v.tokens.clone())),
         ),
         kv(
-            "tokenizer.ggml.token_type",
-            Value::Array(Array::I32(v.types.clone())),
+            keys::tokenizer::TOKEN_TYPE,
+            Value::Array(Array::I32(v.types.iter().map(|t| t.id()).collect())),
         ),
         kv(
-            "tokenizer.ggml.merges",
+            keys::tokenizer::MERGES,
             Value::Array(Array::String(v.merges.clone())),
         ),
-        kv("tokenizer.ggml.bos_token_id", Value::U32(v.bos)),
-        kv("tokenizer.ggml.eos_token_id", Value::U32(v.eos)),
+        kv(keys::tokenizer::BOS_ID, Value::U32(v.bos)),
+        kv(keys::tokenizer::EOS_ID, Value::U32(v.eos)),
     ];
     if let Some(eot) = v.eot {
-        out.push(kv("tokenizer.ggml.eot_token_id", Value::U32(eot)));
+        out.push(kv(keys::tokenizer::EOT_ID, Value::U32(eot)));
     }
-    out.push(kv("tokenizer.ggml.add_bos_token", Value::Bool(true)));
-    out.push(kv("tokenizer.ggml.add_eos_token", Value::Bool(false)));
+    out.push(kv(keys::tokenizer::ADD_BOS, Value::Bool(true)));
+    out.push(kv(keys::tokenizer::ADD_EOS, Value::Bool(false)));
     out
 }

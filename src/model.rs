@@ -1,6 +1,7 @@
 //! The LLaMA tensor set: GGUF names, expected shapes, and the names Meta and Hugging Face use.
 
 use llq_formats::params::Hyperparams;
+use llq_types::keys;
 
 /// Tensors that checkpoints carry but llama.cpp does not consume (it refuses extra tensors).
 const IGNORED_SUFFIXES: [&str; 2] = ["rope.freqs", "rotary_emb.inv_freq"];
@@ -149,7 +150,7 @@ pub fn layer_of(gguf_name: &str) -> Option<usize> {
 /// Hyperparameters from a llama GGUF's metadata; every key must be present with a usable value.
 pub fn hparams_from_gguf(file: &llq_formats::gguf::GgufFile) -> Result<Hyperparams, String> {
     let arch = file
-        .get("general.architecture")
+        .get(keys::general::ARCHITECTURE)
         .and_then(|v| v.as_str())
         .ok_or("no general.architecture key")?;
     if arch != "llama" {
@@ -179,7 +180,7 @@ pub fn hparams_from_gguf(file: &llq_formats::gguf::GgufFile) -> Result<Hyperpara
         Ok(n) => n,
         // Older files carry the vocabulary size only as the token list's length.
         Err(_) => file
-            .get("tokenizer.ggml.tokens")
+            .get(keys::tokenizer::TOKENS)
             .and_then(|v| v.as_array())
             .map(|a| a.len())
             .ok_or("missing llama.vocab_size and tokenizer.ggml.tokens")?,

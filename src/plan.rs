@@ -4,115 +4,7 @@
 
 use crate::error::{Error, Result};
 use llq_formats::params::Hyperparams;
-use llq_kernels::GgmlType;
-use std::fmt;
-
-/// A whole-file type (llama.cpp's `llama_ftype`): a default tensor type and a mix policy.
-#[allow(non_camel_case_types)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FileType {
-    F32,
-    F16,
-    BF16,
-    Q4_0,
-    Q4_1,
-    Q5_0,
-    Q5_1,
-    Q8_0,
-    Q2_K,
-    Q3_K_S,
-    Q3_K_M,
-    Q3_K_L,
-    Q4_K_S,
-    Q4_K_M,
-    Q5_K_S,
-    Q5_K_M,
-    Q6_K,
-}
-
-struct FileTypeInfo {
-    ft: FileType,
-    name: &'static str,
-    /// `general.file_type`.
-    gguf_id: u32,
-    base: GgmlType,
-}
-
-const fn row(ft: FileType, name: &'static str, gguf_id: u32, base: GgmlType) -> FileTypeInfo {
-    FileTypeInfo {
-        ft,
-        name,
-        gguf_id,
-        base,
-    }
-}
-
-/// One row per file type, in declaration order.
-const FILE_TYPES: [FileTypeInfo; 17] = [
-    row(FileType::F32, "F32", 0, GgmlType::F32),
-    row(FileType::F16, "F16", 1, GgmlType::F16),
-    row(FileType::BF16, "BF16", 32, GgmlType::BF16),
-    row(FileType::Q4_0, "Q4_0", 2, GgmlType::Q4_0),
-    row(FileType::Q4_1, "Q4_1", 3, GgmlType::Q4_1),
-    row(FileType::Q5_0, "Q5_0", 8, GgmlType::Q5_0),
-    row(FileType::Q5_1, "Q5_1", 9, GgmlType::Q5_1),
-    row(FileType::Q8_0, "Q8_0", 7, GgmlType::Q8_0),
-    row(FileType::Q2_K, "Q2_K", 10, GgmlType::Q2_K),
-    row(FileType::Q3_K_S, "Q3_K_S", 11, GgmlType::Q3_K),
-    row(FileType::Q3_K_M, "Q3_K_M", 12, GgmlType::Q3_K),
-    row(FileType::Q3_K_L, "Q3_K_L", 13, GgmlType::Q3_K),
-    row(FileType::Q4_K_S, "Q4_K_S", 14, GgmlType::Q4_K),
-    row(FileType::Q4_K_M, "Q4_K_M", 15, GgmlType::Q4_K),
-    row(FileType::Q5_K_S, "Q5_K_S", 16, GgmlType::Q5_K),
-    row(FileType::Q5_K_M, "Q5_K_M", 17, GgmlType::Q5_K),
-    row(FileType::Q6_K, "Q6_K", 18, GgmlType::Q6_K),
-];
-
-impl FileType {
-    fn info(self) -> &'static FileTypeInfo {
-        &FILE_TYPES[self as usize]
-    }
-
-    pub fn all() -> impl Iterator<Item = FileType> {
-        FILE_TYPES.iter().map(|r| r.ft)
-    }
-
-    /// Case-insensitive (`q4_k_m` = `Q4_K_M`); the error lists the valid names.
-    pub fn parse(name: &str) -> std::result::Result<FileType, String> {
-        FILE_TYPES
-            .iter()
-            .find(|r| r.name.eq_ignore_ascii_case(name))
-            .map(|r| r.ft)
-            .ok_or_else(|| {
-                let names: Vec<_> = FILE_TYPES.iter().map(|r| r.name).collect();
-                format!("unknown type {name:?}; valid types: {}", names.join(", "))
-            })
-    }
-
-    pub fn name(self) -> &'static str {
-        self.info().name
-    }
-
-    pub fn gguf_id(self) -> u32 {
-        self.info().gguf_id
-    }
-
-    /// The tensor type most weights get.
-    pub fn base(self) -> GgmlType {
-        self.info().base
-    }
-
-    /// The file type a GGUF's `general.file_type` names.
-    pub fn from_gguf_id(id: u32) -> Option<FileType> {
-        FILE_TYPES.iter().find(|r| r.gguf_id == id).map(|r| r.ft)
-    }
-}
-
-impl fmt::Display for FileType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use llq_types::{FileType, GgmlType};
 
 /// A user override: tensors whose GGUF name contains a match of `pattern` get `ty`.
 #[derive(Clone, Debug)]
@@ -141,7 +33,7 @@ pub fn parse_tensor_type(name: &str) -> std::result::Result<GgmlType, String> {
     GgmlType::from_name(name)
         .filter(|t| llq_kernels::codec::codec(*t).is_some() && *t != GgmlType::Q8_K)
         .ok_or_else(|| {
-            let names: Vec<_> = llq_kernels::types::TYPES
+            let names: Vec<_> = llq_types::TYPES
                 .iter()
                 .filter(|t| llq_kernels::codec::codec(t.ty).is_some() && t.ty != GgmlType::Q8_K)
                 .map(|t| t.name)
@@ -501,15 +393,5 @@ mod tests {
         assert!(t
             .iter()
             .all(|(n, ty)| *ty == GgmlType::BF16 || n.ends_with("norm.weight")));
-    }
-
-    #[test]
-    fn names_parse_case_insensitively() {
-        assert_eq!(FileType::parse("q4_k_m"), Ok(FileType::Q4_K_M));
-        assert!(FileType::parse("q4_k_x").unwrap_err().contains("Q4_K_M"));
-        assert_eq!(FileType::Q4_K_M.gguf_id(), 15);
-        for ft in FileType::all() {
-            assert_eq!(FileType::from_gguf_id(ft.gguf_id()), Some(ft));
-        }
     }
 }

@@ -54,7 +54,7 @@ fn every_layout_converts_to_the_torch_tensors() {
                 .collect();
             assert_eq!(t.dims, shape, "{}", t.name);
             // Norms are kept F32; everything else has the requested type.
-            let key = if t.ty == llq_kernels::GgmlType::BF16 {
+            let key = if t.ty == llq_types::GgmlType::BF16 {
                 "sha256_bf16"
             } else {
                 "sha256_f32"

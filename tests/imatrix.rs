@@ -119,7 +119,7 @@ fn weighted_rounding_equals_ggml() {
 /// An all-F32 8-layer llama GGUF with 32-column rows (enough layers for the ffn_down rules).
 fn eight_layer_model(dir: &Path) -> PathBuf {
     use llq_formats::gguf::{GgufWriter, TensorSpec, Value};
-    use llq_kernels::GgmlType;
+    use llq_types::GgmlType;
     let (embd, ff, vocab, layers) = (32u64, 64u64, 64u64, 8);
     let u32v = |n: u64| Value::U32(n as u32);
     let kv: Vec<(String, Value)> = vec![

@@ -7,7 +7,7 @@ mod common;
 
 use common::{fixture, llq_ok, python, read_f32, run_py, s, shared};
 use llq_formats::gguf::GgufFile;
-use llq_kernels::GgmlType;
+use llq_types::GgmlType;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -18,7 +18,7 @@
 use crate::error::{Result, WithPath};
 use crate::gguf;
 use crate::tensor::map_file;
-use llq_kernels::GgmlType;
+use llq_types::GgmlType;
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -6,38 +6,15 @@
 //! allocated from a declared length, so a truncated or garbled file gives an error, not a panic.
 
 use crate::error::{Result, WithPath};
+use llq_types::TokenType;
 use std::ops::Range;
 use std::path::Path;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PieceType {
-    Normal = 1,
-    Unknown = 2,
-    Control = 3,
-    UserDefined = 4,
-    Unused = 5,
-    Byte = 6,
-}
-
-impl PieceType {
-    fn from_enum(value: i32) -> Option<PieceType> {
-        Some(match value {
-            1 => PieceType::Normal,
-            2 => PieceType::Unknown,
-            3 => PieceType::Control,
-            4 => PieceType::UserDefined,
-            5 => PieceType::Unused,
-            6 => PieceType::Byte,
-            _ => return None,
-        })
-    }
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Piece {
     pub piece: String,
     pub score: f32,
-    pub kind: PieceType,
+    pub kind: TokenType,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -148,7 +125,7 @@ fn parse_model(bytes: &[u8]) -> std::result::Result<SpmModel, String> {
 fn parse_piece(bytes: &[u8], range: Range<usize>) -> std::result::Result<Piece, String> {
     let mut text = None;
     let mut score = 0.0;
-    let mut kind = PieceType::Normal;
+    let mut kind = TokenType::Normal;
     let mut reader = Reader::new(bytes, range);
     while let Some(field) = reader.next_field()? {
         match field.number {
@@ -156,7 +133,7 @@ fn parse_piece(bytes: &[u8], range: Range<usize>) -> std::result::Result<Piece, 
             PIECE_SCORE => score = field.float()?,
             PIECE_TYPE => {
                 let value = field.int32()?;
-                kind = PieceType::from_enum(value)
+                kind = TokenType::from_id(value.into())
                     .ok_or_else(|| format!("unknown piece type {value}"))?;
             }
             _ => {}

@@ -14,7 +14,7 @@ use llq_formats::gguf::{self, Array, GgufWriter, TensorSpec, Value};
 use llq_formats::imatrix::{Imatrix, LegacyImatrix};
 use llq_formats::params::{HfConfig, MetaParams};
 use llq_formats::{pth, safetensors, sentencepiece, tiktoken, tokenizer_json};
-use llq_kernels::GgmlType;
+use llq_types::GgmlType;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};

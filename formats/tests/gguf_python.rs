@@ -5,7 +5,7 @@
 //! `SKIPPED:` line and pass.
 
 use llq_formats::gguf::{layout, Array, GgufFile, GgufWriter, TensorSpec, Value, ALIGNMENT_KEY};
-use llq_kernels::GgmlType;
+use llq_types::GgmlType;
 use serde_json::{json, Value as Json};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

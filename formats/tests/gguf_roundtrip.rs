@@ -2,7 +2,7 @@
 //! generator, 300 cases): every key, value, tensor name, shape, type and data byte comes back.
 
 use llq_formats::gguf::{self, Array, GgufWriter, TensorSpec, Value};
-use llq_kernels::GgmlType;
+use llq_types::GgmlType;
 
 struct Rng(u64);
 

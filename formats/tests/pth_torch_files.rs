@@ -6,7 +6,6 @@
 mod pth {
     use llq_formats::pth;
     use llq_formats::{DType, MappedTensors, TensorEntry};
-    use llq_kernels::float::{bf16_to_f32, f16_to_f32, f32_from_le};
     use std::path::PathBuf;
 
     fn data(name: &str) -> PathBuf {
@@ -16,13 +15,24 @@ mod pth {
     }
 
     fn decode(m: &MappedTensors, t: &TensorEntry) -> Vec<f32> {
-        let mut out = vec![0f32; t.numel()];
-        match t.dtype {
-            DType::BF16 => bf16_to_f32(m.data(t), &mut out),
-            DType::F16 => f16_to_f32(m.data(t), &mut out),
-            DType::F32 => f32_from_le(m.data(t), &mut out),
+        let widen: fn([u8; 2]) -> f32 = match t.dtype {
+            DType::BF16 => |b| half::bf16::from_le_bytes(b).to_f32(),
+            DType::F16 => |b| half::f16::from_le_bytes(b).to_f32(),
+            DType::F32 => {
+                return m
+                    .data(t)
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect()
+            }
             other => panic!("unexpected dtype {other:?}"),
-        }
+        };
+        let out: Vec<f32> = m
+            .data(t)
+            .chunks_exact(2)
+            .map(|c| widen([c[0], c[1]]))
+            .collect();
+        assert_eq!(out.len(), t.numel());
         out
     }
 

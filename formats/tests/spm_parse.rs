@@ -1,6 +1,7 @@
 //! SentencePiece parsing of hand-built protobufs, other tokenizer formats, and damaged files.
 
-use llq_formats::sentencepiece::{self, Piece, PieceType, SpmModel};
+use llq_formats::sentencepiece::{self, Piece, SpmModel};
+use llq_types::TokenType;
 use std::path::PathBuf;
 
 // ---- a minimal protobuf encoder for building test models ------------------------------------
@@ -92,10 +93,10 @@ fn small_model_expected() -> SpmModel {
     };
     SpmModel {
         pieces: vec![
-            p("<unk>", 0.0, PieceType::Unknown),
-            p("<s>", 0.0, PieceType::Control),
-            p("▁héllo", -1.5, PieceType::Normal),
-            p("<0x0A>", -2.25, PieceType::Byte),
+            p("<unk>", 0.0, TokenType::Unknown),
+            p("<s>", 0.0, TokenType::Control),
+            p("▁héllo", -1.5, TokenType::Normal),
+            p("<0x0A>", -2.25, TokenType::Byte),
         ],
         model_type: 2,
         byte_fallback: true,

@@ -2,7 +2,8 @@
 //! reference `sentencepiece` Python package reads from the same file.
 //! Needs LLQ_PYTHON (an interpreter with `sentencepiece`) and LLQ_SHARED (the shared folder).
 
-use llq_formats::sentencepiece::{self, PieceType};
+use llq_formats::sentencepiece;
+use llq_types::TokenType;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,15 +34,15 @@ fn python_dump(python: &Path, model: &Path) -> Value {
 }
 
 /// The name spm_dump.py uses for a piece type.
-fn type_name(kind: PieceType, tells_user_defined: bool) -> &'static str {
+fn type_name(kind: TokenType, tells_user_defined: bool) -> &'static str {
     match kind {
-        PieceType::Normal => "normal",
-        PieceType::Unknown => "unknown",
-        PieceType::Control => "control",
-        PieceType::UserDefined if tells_user_defined => "user_defined",
-        PieceType::UserDefined => "normal",
-        PieceType::Unused => "unused",
-        PieceType::Byte => "byte",
+        TokenType::Normal => "normal",
+        TokenType::Unknown => "unknown",
+        TokenType::Control => "control",
+        TokenType::UserDefined if tells_user_defined => "user_defined",
+        TokenType::UserDefined => "normal",
+        TokenType::Unused => "unused",
+        TokenType::Byte => "byte",
     }
 }
 

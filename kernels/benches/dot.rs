@@ -14,9 +14,10 @@
 //! (comma list, default `1,2`), `LLQ_BENCH_TOKENS` (tokens of the matmul table, default 64). A
 //! trailing argument filters types by name (`-- q4`).
 
+use llq_kernels::codec;
 use llq_kernels::dot::{self, DotTable};
 use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
-use llq_kernels::{codec, GgmlType};
+use llq_types::GgmlType;
 use rayon::prelude::*;
 use std::hint::black_box;
 use std::time::Instant;

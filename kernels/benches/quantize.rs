@@ -11,8 +11,9 @@
 //! (timed passes, default 2), `LLQ_BENCH_THREADS` (comma list, default `1,2`). A trailing
 //! argument that is not a flag filters types by name (`cargo bench ... -- q4`).
 
-use llq_kernels::types::TYPES;
-use llq_kernels::{codec, GgmlType};
+use llq_kernels::codec;
+use llq_types::GgmlType;
+use llq_types::TYPES;
 use rayon::prelude::*;
 use std::hint::black_box;
 use std::time::Instant;

@@ -1,7 +1,7 @@
 //! One trait for every tensor type's encode/decode, and the run-time dispatch over [`GgmlType`].
 
 use crate::float;
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 /// Encode and decode rows of one tensor type. Row lengths are whole blocks; `dst` is sized by
 /// [`GgmlType::row_bytes`]. `importance` (per-column weights from an imatrix) may steer the

@@ -7,7 +7,5 @@ pub mod float;
 pub mod kquant;
 pub mod matmul;
 pub mod quant;
-pub mod types;
 
 pub use codec::{dequantize_row, quantize_row, BlockCodec};
-pub use types::GgmlType;

@@ -3,7 +3,7 @@
 use crate::codec::dequantize_row;
 use crate::dot::gemm::{Gemm, TILE_ROWS, TILE_TOKENS};
 use crate::dot::{self, DotTable};
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 use rayon::prelude::*;
 
 /// A row-major weight matrix of `rows` rows of `cols` elements of type `ty`.

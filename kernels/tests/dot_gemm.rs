@@ -13,7 +13,7 @@ use dot_common::*;
 use llq_kernels::dot::gemm::{TILE_ROWS, TILE_TOKENS};
 use llq_kernels::dot::{self, DotTable};
 use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
-use llq_kernels::GgmlType::{self, BF16, F16, F32, Q4_0, Q4_K, Q6_K, Q8_0};
+use llq_types::GgmlType::{self, BF16, F16, F32, Q4_0, Q4_K, Q6_K, Q8_0};
 
 /// The types with a tiled kernel.
 const TILED: [GgmlType; 7] = [Q4_0, Q8_0, Q4_K, Q6_K, F16, BF16, F32];

@@ -16,7 +16,7 @@ mod dot_common;
 
 use dot_common::*;
 use llq_kernels::dot::{self, DotTable};
-use llq_kernels::GgmlType;
+use llq_types::GgmlType;
 
 fn lengths(ty: GgmlType) -> &'static [usize] {
     match ty.block_size() {

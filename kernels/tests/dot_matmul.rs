@@ -8,9 +8,9 @@
 mod dot_common;
 
 use dot_common::*;
+use llq_kernels::dot;
 use llq_kernels::matmul::{matmul, matmul_quantized_with, Activations, Weights};
-use llq_kernels::{dot, GgmlType};
-
+use llq_types::GgmlType;
 fn check(ty: GgmlType, rows: usize, cols: usize, n_tok: usize, seed: u64) {
     let mut rng = Rng::new(seed);
     let wf = rng.normals(rows * cols, 0.5);

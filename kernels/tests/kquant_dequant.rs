@@ -6,8 +6,8 @@
 mod kquant_common;
 
 use kquant_common::*;
-use llq_kernels::{dequantize_row, GgmlType};
-
+use llq_kernels::dequantize_row;
+use llq_types::GgmlType;
 /// Byte offsets of each type's fp16 super-block scales within a block.
 fn f16_fields(ty: GgmlType) -> &'static [usize] {
     match ty {

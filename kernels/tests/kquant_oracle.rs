@@ -6,8 +6,8 @@
 mod kquant_common;
 
 use kquant_common::*;
-use llq_kernels::{dequantize_row, quantize_row, GgmlType};
-
+use llq_kernels::{dequantize_row, quantize_row};
+use llq_types::GgmlType;
 /// The interpreter, or `None` (with the reason printed) when ggml cannot be loaded.
 fn ggml_python() -> Option<String> {
     let python = python()?;

@@ -5,8 +5,8 @@
 mod kquant_common;
 
 use kquant_common::*;
-use llq_kernels::{dequantize_row, quantize_row, GgmlType};
-
+use llq_kernels::{dequantize_row, quantize_row};
+use llq_types::GgmlType;
 /// Upper bounds on RMSE relative to σ for N(0, σ²) data; ggml's encoders land about 20% below.
 fn rmse_bound(ty: GgmlType) -> f32 {
     match ty {

@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use llq_kernels::{dequantize_row, quantize_row, GgmlType};
-
+use llq_kernels::{dequantize_row, quantize_row};
+use llq_types::GgmlType;
 const TYPES: [GgmlType; 5] = [
     GgmlType::Q8_0,
     GgmlType::Q4_0,

@@ -2,8 +2,8 @@
 //! element within a per-block bound derived from the format (half a quantization step, or a whole
 //! step where the format clamps the far end), on random data of many scales and shapes.
 
-use llq_kernels::{dequantize_row, quantize_row, GgmlType};
-
+use llq_kernels::{dequantize_row, quantize_row};
+use llq_types::GgmlType;
 struct Rng(u64);
 
 impl Rng {

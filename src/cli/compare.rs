@@ -8,12 +8,14 @@ use crate::convert::{self, ConvertOptions};
 use crate::error::{Error, Result};
 use crate::eval::compare::{self, CompareResult, Gates};
 use crate::eval::plan::{self as sizing, PlanRow};
-use crate::plan::{FileType, PlanOptions};
+use crate::plan::PlanOptions;
 use crate::progress;
 use crate::runtime::forward::Session;
 use crate::runtime::model::Model;
 use crate::runtime::tokenizer::Tokenizer;
 use crate::source::Source;
+use llq_types::keys;
+use llq_types::FileType;
 use std::path::{Path, PathBuf};
 
 /// Any error as an input error (exit code 2).
@@ -77,14 +79,14 @@ fn load_reference(path: &Path) -> Result<Model> {
 }
 
 fn tokens_of(m: &Model) -> Option<&llq_formats::gguf::Value> {
-    m.file.get("tokenizer.ggml.tokens")
+    m.file.get(keys::tokenizer::TOKENS)
 }
 
 /// REF and QUANT must be the same kind of model with the same vocabulary.
 fn check_pair(r: &Model, q: &Model, ref_path: &Path, q_path: &Path) -> Result<()> {
     let arch = |m: &Model| {
         m.file
-            .get("general.architecture")
+            .get(keys::general::ARCHITECTURE)
             .and_then(|v| v.as_str())
             .unwrap_or("?")
             .to_string()
@@ -333,7 +335,7 @@ fn measure(a: &PlanArgs, text: &Path, rows: &mut [PlanRow]) -> Result<()> {
         )));
     }
     for row in rows.iter_mut() {
-        let ft = FileType::parse(row.file_type).map_err(Error::Usage)?;
+        let ft = FileType::from_name(row.file_type).expect("a file type's own name");
         eprintln!("measuring {}", row.file_type);
         let tmp = TempPath::new("plan");
         convert_to(&a.src, &tmp.0, ft)?;

@@ -7,11 +7,12 @@ mod report;
 use crate::convert::{self, ConvertOptions};
 use crate::error::{Error, Result};
 use crate::inspect;
-use crate::plan::{self, FileType, PlanOptions, TypeOverride};
+use crate::plan::{self, PlanOptions, TypeOverride};
 use crate::runtime::generate::GenerateOptions;
 use crate::runtime::run_command;
 use clap::{Args, Parser, Subcommand};
 use llq_kernels::codec::QuantMode;
+use llq_types::FileType;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -285,7 +286,7 @@ pub struct QuantArgs {
 
 impl QuantArgs {
     fn options(&self, file_type: &str, allow_requantize: bool) -> Result<ConvertOptions> {
-        let file_type = FileType::parse(file_type).map_err(Error::Usage)?;
+        let file_type = parse_file_type(file_type)?;
         let tensor_type = |t: &Option<String>| {
             t.as_deref()
                 .map(plan::parse_tensor_type)
@@ -329,6 +330,17 @@ impl QuantArgs {
             source: Default::default(),
         })
     }
+}
+
+/// A file type by name (case-insensitive); the error lists the valid names.
+fn parse_file_type(name: &str) -> Result<FileType> {
+    FileType::from_name(name).ok_or_else(|| {
+        let names: Vec<_> = FileType::all().map(FileType::name).collect();
+        Error::Usage(format!(
+            "unknown type {name:?}; valid types: {}",
+            names.join(", ")
+        ))
+    })
 }
 
 /// Run a parsed command line.

@@ -4,9 +4,10 @@
 
 use crate::error::{Error, Result};
 use crate::metadata;
-use crate::plan::{self, FileType, PlanOptions};
+use crate::plan::{self, PlanOptions};
 use crate::source::Source;
 use llq_formats::gguf::{layout, TensorSpec};
+use llq_types::FileType;
 use serde::Serialize;
 
 /// One row of `llq plan`.

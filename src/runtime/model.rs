@@ -6,7 +6,7 @@ use crate::model::{expected_tensors, hparams_from_gguf};
 use llq_formats::gguf::{GgufFile, TensorInfo};
 use llq_formats::params::Hyperparams;
 use llq_kernels::matmul::Weights;
-use llq_kernels::GgmlType;
+use llq_types::GgmlType;
 use std::ops::Range;
 use std::path::Path;
 

@@ -34,33 +34,10 @@
 use super::bpe::Bpe;
 use llq_formats::gguf::{Array, GgufFile, Value};
 use llq_formats::sentencepiece::SpmModel;
+use llq_types::keys;
+use llq_types::TokenType;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
-
-/// Piece types: the same numbers in SentencePiece models and in GGUF `tokenizer.ggml.token_type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenType {
-    Normal,
-    Unknown,
-    Control,
-    UserDefined,
-    Unused,
-    Byte,
-}
-
-impl TokenType {
-    fn from_id(id: i64) -> Option<TokenType> {
-        Some(match id {
-            1 => TokenType::Normal,
-            2 => TokenType::Unknown,
-            3 => TokenType::Control,
-            4 => TokenType::UserDefined,
-            5 => TokenType::Unused,
-            6 => TokenType::Byte,
-            _ => return None,
-        })
-    }
-}
 
 /// What a tokenizer is built from, whatever the source (GGUF keys or a `tokenizer.model`).
 struct Vocab {
@@ -117,7 +94,7 @@ impl Tokenizer {
     /// vocabularies are supported.
     pub fn from_gguf(file: &GgufFile) -> Result<Tokenizer, String> {
         let get = |key: &str| file.get(key);
-        let model = get("tokenizer.ggml.model")
+        let model = get(keys::tokenizer::MODEL)
             .ok_or("no tokenizer in the file (tokenizer.ggml.model missing)")?
             .as_str()
             .ok_or("tokenizer.ggml.model is not a string")?;
@@ -132,7 +109,7 @@ impl Tokenizer {
             }
         };
         if is_bpe {
-            match get("tokenizer.ggml.pre").and_then(Value::as_str) {
+            match get(keys::tokenizer::PRE).and_then(Value::as_str) {
                 Some("llama-bpe") | Some("llama3") | Some("default") | None => {}
                 Some(other) => {
                     return Err(format!(
@@ -142,7 +119,7 @@ impl Tokenizer {
             }
         }
         let merges = if is_bpe {
-            match get("tokenizer.ggml.merges").and_then(Value::as_array) {
+            match get(keys::tokenizer::MERGES).and_then(Value::as_array) {
                 Some(Array::String(v)) => Some(v.clone()),
                 Some(_) => return Err("tokenizer.ggml.merges is not an array of strings".into()),
                 None => {
@@ -152,20 +129,20 @@ impl Tokenizer {
         } else {
             None
         };
-        let pieces = match get("tokenizer.ggml.tokens").and_then(Value::as_array) {
+        let pieces = match get(keys::tokenizer::TOKENS).and_then(Value::as_array) {
             Some(Array::String(v)) => v.clone(),
             Some(_) => return Err("tokenizer.ggml.tokens is not an array of strings".into()),
             None => return Err("tokenizer.ggml.tokens missing".into()),
         };
         let n = pieces.len();
-        let scores = match get("tokenizer.ggml.scores").and_then(Value::as_array) {
+        let scores = match get(keys::tokenizer::SCORES).and_then(Value::as_array) {
             Some(Array::F32(v)) => v.clone(),
             Some(Array::F64(v)) => v.iter().map(|&x| x as f32).collect(),
             Some(_) => return Err("tokenizer.ggml.scores is not an array of floats".into()),
             // llama.cpp: no scores means every piece scores 0.
             None => vec![0.0; n],
         };
-        let types = match get("tokenizer.ggml.token_type").and_then(Value::as_array) {
+        let types = match get(keys::tokenizer::TOKEN_TYPE).and_then(Value::as_array) {
             Some(a) => int_array(a)
                 .ok_or("tokenizer.ggml.token_type is not an array of integers")?
                 .into_iter()
@@ -205,14 +182,14 @@ impl Tokenizer {
             pieces,
             scores,
             types,
-            bos: id("tokenizer.ggml.bos_token_id", DEFAULT_BOS)?,
-            eos: id("tokenizer.ggml.eos_token_id", DEFAULT_EOS)?,
-            unk: id("tokenizer.ggml.unknown_token_id", DEFAULT_UNK)?,
-            add_space_prefix: flag("tokenizer.ggml.add_space_prefix", !is_bpe)?,
-            add_bos: flag("tokenizer.ggml.add_bos_token", true)?,
-            add_eos: flag("tokenizer.ggml.add_eos_token", false)?,
+            bos: id(keys::tokenizer::BOS_ID, DEFAULT_BOS)?,
+            eos: id(keys::tokenizer::EOS_ID, DEFAULT_EOS)?,
+            unk: id(keys::tokenizer::UNKNOWN_ID, DEFAULT_UNK)?,
+            add_space_prefix: flag(keys::tokenizer::ADD_SPACE_PREFIX, !is_bpe)?,
+            add_bos: flag(keys::tokenizer::ADD_BOS, true)?,
+            add_eos: flag(keys::tokenizer::ADD_EOS, false)?,
             merges,
-            eot: match get("tokenizer.ggml.eot_token_id") {
+            eot: match get(keys::tokenizer::EOT_ID) {
                 Some(v) => v.as_u64().and_then(|id| u32::try_from(id).ok()),
                 None => None,
             },
@@ -224,11 +201,7 @@ impl Tokenizer {
         Tokenizer::new(Vocab {
             pieces: spm.pieces.iter().map(|p| p.piece.clone()).collect(),
             scores: spm.pieces.iter().map(|p| p.score).collect(),
-            types: spm
-                .pieces
-                .iter()
-                .map(|p| TokenType::from_id(p.kind as i64).unwrap_or(TokenType::Normal))
-                .collect(),
+            types: spm.pieces.iter().map(|p| p.kind).collect(),
             bos: u32::try_from(spm.bos_id).ok(),
             eos: u32::try_from(spm.eos_id).ok(),
             unk: u32::try_from(spm.unk_id).ok(),

@@ -6,6 +6,7 @@ use super::{Source, SourceKind, SourceMeta, SourceTensor};
 use crate::error::{Error, Result};
 use crate::model;
 use llq_formats::gguf::GgufFile;
+use llq_types::keys;
 use std::path::Path;
 
 pub(super) fn open(path: &Path) -> Result<Source> {
@@ -27,7 +28,7 @@ pub(super) fn open(path: &Path) -> Result<Source> {
         })
         .collect();
     let name = file
-        .get("general.name")
+        .get(keys::general::NAME)
         .and_then(|v| v.as_str())
         .unwrap_or("llama")
         .to_string();

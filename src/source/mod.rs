@@ -12,7 +12,7 @@ use llq_formats::gguf::Value;
 use llq_formats::params::Hyperparams;
 use llq_formats::sentencepiece::{self, SpmModel};
 use llq_formats::{MappedTensors, TensorEntry};
-use llq_kernels::GgmlType;
+use llq_types::GgmlType;
 use rows::{Join, Piece, TensorReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! materialized beyond the rows asked for, so memory stays bounded whatever the model size.
 
 use llq_formats::{DType, MappedTensors, TensorEntry};
-use llq_kernels::GgmlType;
+use llq_types::GgmlType;
 use memmap2::Mmap;
 use std::ops::Range;
 use std::sync::Arc;

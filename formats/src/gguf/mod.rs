@@ -12,7 +12,8 @@ pub use reader::{parse, GgufFile, ParsedHeader, TensorInfo};
 pub use value::{Array, Value, ValueType};
 pub use writer::{layout, GgufWriter, Layout, TensorSpec};
 
-use llq_kernels::GgmlType;
+use llq_types::keys;
+use llq_types::GgmlType;
 
 /// Default and most common data alignment.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
@@ -25,7 +26,7 @@ pub const MAGIC: &[u8; 4] = b"GGUF";
 /// The version the writer produces. The reader also accepts 2, which has the same layout.
 pub const VERSION: u32 = 3;
 /// The metadata key that overrides [`DEFAULT_ALIGNMENT`].
-pub const ALIGNMENT_KEY: &str = "general.alignment";
+pub const ALIGNMENT_KEY: &str = keys::general::ALIGNMENT;
 
 /// The data alignment a metadata list asks for: `general.alignment` must be a U32 power of two.
 fn alignment_of(metadata: &[(String, Value)]) -> Result<u64, String> {

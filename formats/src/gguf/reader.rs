@@ -7,7 +7,7 @@ use super::value::{Value, ValueType};
 use super::{alignment_of, check_name, pad_to, tensor_n_bytes, MAGIC, MAX_DIMS};
 use crate::error::{Result, WithPath};
 use crate::tensor::map_file;
-use llq_kernels::GgmlType;
+use llq_types::GgmlType;
 use memmap2::Mmap;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

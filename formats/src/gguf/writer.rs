@@ -5,7 +5,7 @@
 use super::codec::Elem;
 use super::value::Value;
 use super::{alignment_of, check_name, pad_to, tensor_n_bytes, MAGIC, VERSION};
-use llq_kernels::GgmlType;
+use llq_types::GgmlType;
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 

@@ -13,7 +13,7 @@
 
 use super::scalar::{f16_at, f32_at};
 use super::{check, unpack_k4_scales, unpack_q3k_scales, DotFn, DotTable};
-use crate::types::GgmlType::{self, *};
+use llq_types::GgmlType::{self, *};
 use std::arch::x86_64::*;
 
 /// The table with every AVX2 kernel, or `None` when the CPU lacks AVX2, FMA or F16C.

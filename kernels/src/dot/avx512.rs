@@ -23,7 +23,7 @@ use super::avx2::{
 };
 use super::scalar::f32_at;
 use super::{check, Dot4Fn, DotFn, DotTable, MatvecFn, Packer};
-use crate::types::GgmlType::{self, *};
+use llq_types::GgmlType::{self, *};
 use std::arch::x86_64::*;
 
 /// The table with the AVX-512 kernels over the AVX2 ones, or `None` when the CPU lacks any of

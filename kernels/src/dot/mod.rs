@@ -22,8 +22,8 @@ mod avx512;
 
 use crate::codec;
 use crate::float;
-use crate::types::GgmlType;
 use gemm::Gemm;
+use llq_types::GgmlType;
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::sync::OnceLock;

@@ -6,7 +6,7 @@
 
 use super::{check, unpack_k4_scales, unpack_q3k_scales, DotTable, Kernel};
 use crate::float::f16_bits_to_f32;
-use crate::types::GgmlType::{self, *};
+use llq_types::GgmlType::{self, *};
 use std::sync::OnceLock;
 
 /// All 65536 fp16 values as f32 (256 KiB, built on first use): without F16C a table lookup is

@@ -27,7 +27,7 @@ pub use q8_k::Q8_K;
 
 use crate::codec::dequantize_blocks;
 use crate::float::{f16_bits_to_f32, f32_to_f16_bits};
-use crate::types::{GgmlType, QK_K};
+use llq_types::{GgmlType, QK_K};
 
 /// One super-block of input.
 type Block = [f32; QK_K];

@@ -8,7 +8,7 @@ use super::search::{
 };
 use super::{dequantize_blocks, pack_2bit, quantize_blocks, read_f16, write_f16, Block};
 use crate::codec::BlockCodec;
-use crate::types::{GgmlType, QK_K};
+use llq_types::{GgmlType, QK_K};
 
 #[allow(non_camel_case_types)]
 pub struct Q2_K;

@@ -6,7 +6,7 @@ use super::search::QkxParams;
 use super::sub32::{scale_min, Sub32, HEAD_BYTES};
 use super::{dequantize_blocks, quantize_blocks};
 use crate::codec::BlockCodec;
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 #[allow(non_camel_case_types)]
 pub struct Q4_K;

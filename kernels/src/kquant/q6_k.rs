@@ -5,7 +5,7 @@
 use super::search::{make_qx_quants, nearest_int, requantize_symmetric, GROUP_MAX_EPS};
 use super::{dequantize_blocks, quantize_blocks, read_f16, write_f16, Levels};
 use crate::codec::BlockCodec;
-use crate::types::{GgmlType, QK_K};
+use llq_types::{GgmlType, QK_K};
 
 #[allow(non_camel_case_types)]
 pub struct Q6_K;

@@ -5,7 +5,7 @@
 use super::search::nearest_int;
 use super::{dequantize_blocks, quantize_blocks};
 use crate::codec::BlockCodec;
-use crate::types::{GgmlType, QK_K};
+use llq_types::{GgmlType, QK_K};
 
 #[allow(non_camel_case_types)]
 pub struct Q8_K;

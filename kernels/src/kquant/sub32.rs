@@ -7,7 +7,7 @@ use super::search::{
     requantize_affine, sum, sum_squares, QkxParams, IMATRIX_SEARCH,
 };
 use super::{read_f16, write_f16, Block, Levels};
-use crate::types::QK_K;
+use llq_types::QK_K;
 
 /// Bytes of `d`, `dmin` and the packed scales at the start of a Q4_K or Q5_K block.
 pub(super) const HEAD_BYTES: usize = 16;

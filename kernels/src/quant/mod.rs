@@ -23,7 +23,7 @@ pub use q8_1::Q8_1;
 
 use crate::codec::dequantize_blocks;
 use crate::float::{f16_bits_to_f32, f32_to_f16_bits};
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 /// Elements per block of every legacy type.
 const QK: usize = 32;

@@ -6,7 +6,7 @@ use super::{
     unpack_levels, write_f16, Block, Levels,
 };
 use crate::codec::BlockCodec;
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 pub struct Q4_1;
 

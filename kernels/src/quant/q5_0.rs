@@ -7,7 +7,7 @@ use super::{
     symmetric_ref, unpack_levels, write_f16, Block, Levels,
 };
 use crate::codec::BlockCodec;
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 pub struct Q5_0;
 

@@ -7,7 +7,7 @@ use super::{
     read_f16, unpack_levels, write_f16, Block, Levels,
 };
 use crate::codec::BlockCodec;
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 pub struct Q5_1;
 

@@ -5,7 +5,7 @@ use super::{
     c_round, dequantize_blocks, inverse_or_zero, quantize_blocks, read_f16, write_f16, Block,
 };
 use crate::codec::BlockCodec;
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 pub struct Q8_0;
 

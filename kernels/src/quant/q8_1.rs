@@ -5,7 +5,7 @@
 use super::q8_0::{decode_q8, round_q8};
 use super::{dequantize_blocks, quantize_blocks, read_f16, write_f16};
 use crate::codec::BlockCodec;
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 pub struct Q8_1;
 

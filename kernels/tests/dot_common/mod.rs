@@ -2,8 +2,8 @@
 //! ones from the encoders, adversarial ones built byte by byte) and an f64 reference.
 #![allow(dead_code)]
 
-use llq_kernels::{codec, dot, float, GgmlType};
-
+use llq_kernels::{codec, dot, float};
+use llq_types::GgmlType;
 /// Every weight type with a dot kernel.
 pub const WEIGHT_TYPES: [GgmlType; 13] = [
     GgmlType::F32,

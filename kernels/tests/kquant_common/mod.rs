@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use llq_kernels::GgmlType;
+use llq_types::GgmlType;
 
 /// The quantized K types, in ggml id order.
 pub const K_TYPES: [GgmlType; 6] = [

@@ -10,7 +10,7 @@
 use super::{check_repack, Gemm, TILE_ROWS};
 use crate::dot::Packer;
 use crate::float::{bf16_to_f32, f16_to_f32, f32_from_le};
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 /// Bytes of a tile: per column, the 16 rows' values as f32.
 fn tile_bytes(n: usize) -> usize {

@@ -7,7 +7,7 @@
 use super::{check_repack, nibbles, Gemm, TILE_ROWS};
 use crate::dot::Packer;
 use crate::float::f16_bits_to_f32;
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 /// Bytes of one block of a tile: the rows' f32 scales, their i32 offsets (128·Σ levels of each
 /// row's block), then the levels as i8, four from each row in turn (`[group][row][4]`).

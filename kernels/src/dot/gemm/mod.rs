@@ -31,7 +31,7 @@ mod q4_k;
 mod q6_k;
 
 use super::Packer;
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 /// Weight rows per repacked tile: one per i32 lane of a 512-bit vector.
 pub const TILE_ROWS: usize = 16;

@@ -9,7 +9,7 @@
 use super::{check_repack, nibbles, Gemm, Q8K_ACT, TILE_ROWS};
 use crate::dot::unpack_k4_scales;
 use crate::float::f16_bits_to_f32;
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 /// Offsets in one super-block of a tile: the rows' d and dmin as f32, the sub-block scales
 /// (`[j][row]`, i32), the sub-block mins twice in an i32 lane (`[j][row]`, two i16), then the

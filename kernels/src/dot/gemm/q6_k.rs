@@ -8,7 +8,7 @@
 
 use super::{check_repack, Gemm, Q8K_ACT, TILE_ROWS};
 use crate::float::f16_bits_to_f32;
-use crate::types::GgmlType;
+use llq_types::GgmlType;
 
 /// Offsets in one super-block of a tile: the rows' d as f32, the sub-block scales (`[j][row]`,
 /// i32), the scales of sub-blocks 2i and 2i + 1 as two i16 in an i32 lane (`[i][row]`), then

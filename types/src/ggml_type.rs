@@ -1,4 +1,4 @@
-//! The ggml tensor type table: ids, names and block layout. One row per type.
+//! The ggml tensor type table: ids, names, block layout and activation type. One row per type.
 
 use std::fmt;
 
@@ -27,47 +27,68 @@ pub enum GgmlType {
 #[derive(Clone, Copy, Debug)]
 pub struct TypeInfo {
     pub ty: GgmlType,
+    /// ggml's id (`ggml_type`), as GGUF tensor infos store it.
     pub id: u32,
     pub name: &'static str,
     pub block: usize,
     pub bytes: usize,
+    /// The type activations are quantized to before a dot product with weights of this type
+    /// (ggml's `vec_dot_type`); `None` for types that only ever hold activations.
+    pub activation: Option<GgmlType>,
 }
 
 /// QK_K: the super-block size of the K-quants.
 pub const QK_K: usize = 256;
 
-const fn row(ty: GgmlType, id: u32, name: &'static str, block: usize, bytes: usize) -> TypeInfo {
+const fn row(
+    ty: GgmlType,
+    id: u32,
+    name: &'static str,
+    (block, bytes): (usize, usize),
+    activation: Option<GgmlType>,
+) -> TypeInfo {
     TypeInfo {
         ty,
         id,
         name,
         block,
         bytes,
+        activation,
     }
 }
 
-/// Every type llq knows, with ggml's ids and block sizes (ggml-common.h).
-pub const TYPES: [TypeInfo; 15] = [
-    row(GgmlType::F32, 0, "F32", 1, 4),
-    row(GgmlType::F16, 1, "F16", 1, 2),
-    row(GgmlType::Q4_0, 2, "Q4_0", 32, 18),
-    row(GgmlType::Q4_1, 3, "Q4_1", 32, 20),
-    row(GgmlType::Q5_0, 6, "Q5_0", 32, 22),
-    row(GgmlType::Q5_1, 7, "Q5_1", 32, 24),
-    row(GgmlType::Q8_0, 8, "Q8_0", 32, 34),
-    row(GgmlType::Q8_1, 9, "Q8_1", 32, 36),
-    row(GgmlType::Q2_K, 10, "Q2_K", QK_K, 84),
-    row(GgmlType::Q3_K, 11, "Q3_K", QK_K, 110),
-    row(GgmlType::Q4_K, 12, "Q4_K", QK_K, 144),
-    row(GgmlType::Q5_K, 13, "Q5_K", QK_K, 176),
-    row(GgmlType::Q6_K, 14, "Q6_K", QK_K, 210),
-    row(GgmlType::Q8_K, 15, "Q8_K", QK_K, 292),
-    row(GgmlType::BF16, 30, "BF16", 1, 2),
+use GgmlType as T;
+
+/// Every type llq knows, with ggml's ids, block sizes (ggml-common.h) and activation types, in
+/// declaration order (so a type's discriminant indexes it).
+pub const TYPES: [TypeInfo; GgmlType::COUNT] = [
+    row(T::F32, 0, "F32", (1, 4), Some(T::F32)),
+    row(T::F16, 1, "F16", (1, 2), Some(T::F16)),
+    row(T::Q4_0, 2, "Q4_0", (32, 18), Some(T::Q8_0)),
+    row(T::Q4_1, 3, "Q4_1", (32, 20), Some(T::Q8_1)),
+    row(T::Q5_0, 6, "Q5_0", (32, 22), Some(T::Q8_0)),
+    row(T::Q5_1, 7, "Q5_1", (32, 24), Some(T::Q8_1)),
+    row(T::Q8_0, 8, "Q8_0", (32, 34), Some(T::Q8_0)),
+    row(T::Q8_1, 9, "Q8_1", (32, 36), None),
+    row(T::Q2_K, 10, "Q2_K", (QK_K, 84), Some(T::Q8_K)),
+    row(T::Q3_K, 11, "Q3_K", (QK_K, 110), Some(T::Q8_K)),
+    row(T::Q4_K, 12, "Q4_K", (QK_K, 144), Some(T::Q8_K)),
+    row(T::Q5_K, 13, "Q5_K", (QK_K, 176), Some(T::Q8_K)),
+    row(T::Q6_K, 14, "Q6_K", (QK_K, 210), Some(T::Q8_K)),
+    row(T::Q8_K, 15, "Q8_K", (QK_K, 292), None),
+    row(T::BF16, 30, "BF16", (1, 2), Some(T::BF16)),
 ];
 
 impl GgmlType {
-    pub fn info(self) -> &'static TypeInfo {
-        // The table is in declaration order, so the discriminant indexes it.
+    /// How many types there are: the length of every per-type table.
+    pub const COUNT: usize = GgmlType::BF16 as usize + 1;
+
+    /// Every type, in declaration order.
+    pub fn all() -> impl Iterator<Item = GgmlType> {
+        TYPES.iter().map(|t| t.ty)
+    }
+
+    pub const fn info(self) -> &'static TypeInfo {
         &TYPES[self as usize]
     }
 
@@ -83,23 +104,28 @@ impl GgmlType {
             .map(|t| t.ty)
     }
 
-    pub fn id(self) -> u32 {
+    pub const fn id(self) -> u32 {
         self.info().id
     }
 
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         self.info().name
     }
 
-    pub fn block_size(self) -> usize {
+    pub const fn block_size(self) -> usize {
         self.info().block
     }
 
-    pub fn type_size(self) -> usize {
+    pub const fn type_size(self) -> usize {
         self.info().bytes
     }
 
-    pub fn is_quantized(self) -> bool {
+    /// The activation type of weights of this type (ggml's `vec_dot_type`).
+    pub const fn activation(self) -> Option<GgmlType> {
+        self.info().activation
+    }
+
+    pub const fn is_quantized(self) -> bool {
         self.block_size() > 1
     }
 
@@ -135,6 +161,15 @@ mod tests {
             assert_eq!(t.ty as usize, i, "{}", t.name);
             assert_eq!(GgmlType::from_id(t.id), Some(t.ty));
             assert_eq!(GgmlType::from_name(&t.name.to_lowercase()), Some(t.ty));
+        }
+    }
+
+    #[test]
+    fn activations_have_the_weights_block_size() {
+        for t in &TYPES {
+            if let Some(a) = t.activation {
+                assert_eq!(a.block_size(), t.block, "{}", t.name);
+            }
         }
     }
 
