@@ -15,7 +15,8 @@
 #   BENCH_THREADS  thread counts (default: "1 2")
 #   BENCH_PEER     1 to run the llama.cpp path too (default 1)
 #   GEN_PYTHON     python with numpy, for the synthetic checkpoint (default: .venv/bin/python)
-#   PEER_CONVERT_PYTHON  python with torch+transformers+sentencepiece (default /work/genvenv/bin/python)
+#   PEER_CONVERT_PYTHON  python with torch+transformers+sentencepiece (default: the fixture venv,
+#                        made by scripts/setup-fixture-python.sh)
 #   PEER_QUANT_PYTHON    python with llama-cpp-python 0.3.36 (default: .venv/bin/python)
 #   LCP_SDIST      where the llama-cpp-python sdist is (or is downloaded to)
 #   KEEP_OUTPUTS   1 to keep the GGUF outputs (default: deleted after each size, disk is shared)
@@ -29,7 +30,7 @@ BENCH_TYPES=${BENCH_TYPES:-f16 q8_0 q4_0 q4_k_m}
 BENCH_THREADS=${BENCH_THREADS:-1 2}
 BENCH_PEER=${BENCH_PEER:-1}
 GEN_PYTHON=${GEN_PYTHON:-$REPO/.venv/bin/python}
-PEER_CONVERT_PYTHON=${PEER_CONVERT_PYTHON:-/work/genvenv/bin/python}
+PEER_CONVERT_PYTHON=${PEER_CONVERT_PYTHON:-$("$REPO/scripts/setup-fixture-python.sh")}
 PEER_QUANT_PYTHON=${PEER_QUANT_PYTHON:-$REPO/.venv/bin/python}
 LCP_VERSION=0.3.36
 # llama_ftype numbers (llama.h) for the peer's quantize step.
