@@ -11,6 +11,9 @@ pub enum Error {
     /// A request that cannot be carried out as asked (exit code 2, like a usage error).
     #[error("{0}")]
     Usage(String),
+    /// `llq compare` measured a quality gate as failed (exit code 1).
+    #[error("{}: gate failed: {reason}", quant.display())]
+    GateFailed { quant: PathBuf, reason: String },
     #[error("interrupted")]
     Interrupted,
 }
@@ -27,14 +30,5 @@ impl Error {
 
     pub fn io(path: impl AsRef<Path>, what: &str, err: std::io::Error) -> Self {
         Error::file(path, format!("{what}: {err}"))
-    }
-
-    /// The process exit code for this error: 2 for usage, 130 for Ctrl-C, else 1.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Usage(_) => 2,
-            Error::Interrupted => 130,
-            _ => 1,
-        }
     }
 }

@@ -250,7 +250,7 @@ fn nonfinite_weights_name_the_tensor() {
     bytes[at..at + 2].copy_from_slice(&0x7fc0u16.to_le_bytes()); // bf16 NaN
     std::fs::write(&shard, bytes).unwrap();
     convert_refused(&src, &["non-finite", "--allow-nonfinite"]);
-    let gguf_name = llq::model::gguf_name(llq::model::Naming::HuggingFace, &name).unwrap();
+    let gguf_name = llq::gguf_name(llq::Naming::HuggingFace, &name).unwrap();
     let out = dir.path().join("kept.gguf");
     let run = llq(&[
         "convert",

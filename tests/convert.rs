@@ -224,7 +224,7 @@ fn llama2_tokenizer_metadata_equals_sentencepiece() {
     };
     let path = shared.join("tokenizers/llama2/tokenizer.model");
     let spm = llq_formats::sentencepiece::load(&path).unwrap();
-    assert_tokenizer_keys_match(&python, &llq::metadata::tokenizer_keys(&spm), &path);
+    assert_tokenizer_keys_match(&python, &llq::sentencepiece_keys(&spm), &path);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{fixture, llq_ok, python, quantize_with_imatrix_like_llama_cpp, run_py, s};
-use llq::runtime::tokenizer::Tokenizer;
+use llq::Tokenizer;
 use llq_formats::gguf::GgufFile;
 use llq_formats::imatrix::{Imatrix, LegacyImatrix};
 use std::path::{Path, PathBuf};

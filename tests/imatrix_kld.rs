@@ -103,7 +103,10 @@ fn unbiased_mode_needs_an_imatrix() {
     let out = dir.path().join("q.gguf");
     for (args, needle) in [
         (vec!["--quant-mode", "unbiased"], "needs --imatrix"),
-        (vec!["--quant-mode", "best"], "expected ggml or unbiased"),
+        (
+            vec!["--quant-mode", "best"],
+            "possible values: ggml, unbiased",
+        ),
     ] {
         let mut all = vec!["quantize", s(&f32), s(&out), "q4_0"];
         all.extend(args);

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{llama_cpp_logits, llq_fails, llq_ok, max_abs_diff, python, run_py, s, shared};
-use llq::runtime::tokenizer::Tokenizer;
+use llq::Tokenizer;
 use llq_formats::gguf::{GgufFile, Value};
 use std::path::{Path, PathBuf};
 
@@ -239,8 +239,8 @@ fn llama3_fixture_logits_match_llama_cpp() {
     let (Some(py), Some(shared)) = (python(), shared()) else {
         return;
     };
-    use llq::runtime::forward::{KvCache, Logits, Session};
-    use llq::runtime::model::Model;
+    use llq::Model;
+    use llq::{KvCache, Logits, Session};
     let dir = tempfile::tempdir().unwrap();
     let tokenizer = shared.join("tokenizers/llama3/tokenizer.model");
     let hf = model_dir(&py, dir.path(), &tokenizer);

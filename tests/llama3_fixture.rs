@@ -9,9 +9,9 @@ mod common;
 use common::{
     fixture, llama_cpp_logits, llq_fails, llq_ok, max_abs_diff, python, read_f32, root, s,
 };
-use llq::runtime::forward::{KvCache, Logits, Session};
-use llq::runtime::model::Model;
-use llq::runtime::tokenizer::Tokenizer;
+use llq::Model;
+use llq::Tokenizer;
+use llq::{KvCache, Logits, Session};
 use llq_formats::gguf::GgufFile;
 use std::path::{Path, PathBuf};
 

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{fixture, heldout_text, llq, llq_ok, max_abs_diff, python, read_f32, run_py, s};
-use llq::runtime::forward::{KvCache, Logits, Session};
-use llq::runtime::model::Model;
+use llq::Model;
+use llq::{KvCache, Logits, Session};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +25,7 @@ fn logits(model: &Model, ids: &[u32]) -> Vec<f32> {
 }
 
 fn argmax(row: &[f32]) -> usize {
-    llq::runtime::sampler::argmax(row) as usize
+    llq::argmax(row) as usize
 }
 
 fn reference_logits() -> Json {

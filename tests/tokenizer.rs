@@ -11,7 +11,7 @@
 mod common;
 
 use common::{fixture, llq_fails, llq_ok, python, run_py, s, shared};
-use llq::runtime::tokenizer::Tokenizer;
+use llq::Tokenizer;
 use llq_formats::gguf::{GgufFile, GgufWriter, Value};
 use std::path::{Path, PathBuf};
 
@@ -295,7 +295,7 @@ fn metadata_only_gguf(path: &Path, kvs: &[(&str, Value)]) {
 fn tokenize_command_follows_add_bos_and_add_eos() {
     let dir = tempfile::tempdir().unwrap();
     let spm = llq_formats::sentencepiece::load(&fixture("meta/tokenizer.model")).unwrap();
-    let mut kvs = llq::metadata::tokenizer_keys(&spm);
+    let mut kvs = llq::sentencepiece_keys(&spm);
     for (k, v) in kvs.iter_mut() {
         match k.as_str() {
             "tokenizer.ggml.add_bos_token" => *v = Value::Bool(false),

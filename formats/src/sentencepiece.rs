@@ -56,7 +56,7 @@ pub fn load(path: &Path) -> Result<SpmModel> {
 pub fn parse(bytes: &[u8]) -> std::result::Result<SpmModel, String> {
     // A tiktoken file would usually also fail as protobuf, but the message would be misleading;
     // Llama 3 ships its tokenizer under the same file name, so this mix-up is expected.
-    if looks_like_tiktoken(bytes) {
+    if crate::tiktoken::is_tiktoken(bytes) {
         return Err("is a tiktoken (Llama 3) tokenizer, not SentencePiece".into());
     }
     match parse_model(bytes) {
@@ -357,33 +357,6 @@ const MAX_FIELD_NUMBER: u32 = (1 << 29) - 1;
 
 // ---- recognising other tokenizer files ------------------------------------------------------
 
-/// tiktoken files are text lines `base64(token bytes) SPACE rank`; the first few lines decide.
-pub fn looks_like_tiktoken(bytes: &[u8]) -> bool {
-    const LINES_CHECKED: usize = 8;
-    let head = &bytes[..bytes.len().min(4096)];
-    if matches!(head.first(), None | Some(b'\n')) {
-        return false;
-    }
-    let lines = head.split(|&b| b == b'\n');
-    // The last line of the head may be cut mid-way, so only complete lines are judged.
-    let complete = head.iter().filter(|&&b| b == b'\n').count();
-    let judged = complete.clamp(1, LINES_CHECKED);
-    lines.take(judged).all(is_tiktoken_line)
-}
-
-fn is_tiktoken_line(line: &[u8]) -> bool {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Some(space) = line.iter().position(|&b| b == b' ') else {
-        return false;
-    };
-    let (token, rank) = (&line[..space], &line[space + 1..]);
-    let is_base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
-    !token.is_empty()
-        && token.iter().all(is_base64)
-        && !rank.is_empty()
-        && rank.iter().all(u8::is_ascii_digit)
-}
-
 /// Printable text at the start of the file (JSON, a vocab list...) rather than binary protobuf,
 /// whose first bytes are a tag and a small length.
 fn looks_like_text(bytes: &[u8]) -> bool {
@@ -433,10 +406,6 @@ mod tests {
 
     #[test]
     fn text_detection() {
-        assert!(looks_like_tiktoken(b"IQ== 0\nIg== 1\n"));
-        assert!(looks_like_tiktoken(b"IQ== 0\r\nIg== 1\r\n"));
-        assert!(!looks_like_tiktoken(b"{\"model\": 1}\n"));
-        assert!(!looks_like_tiktoken(b"\n\x0b\n\x05<unk>"));
         assert!(looks_like_text(b"{\n  \"version\": \"1.0\"}"));
         assert!(!looks_like_text(b"\n\x0b\n\x05<unk>\x15\0\0\0\0"));
     }

@@ -94,9 +94,44 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// tiktoken files are text lines `base64(token bytes) SPACE rank`; the first few lines decide.
+pub fn is_tiktoken(bytes: &[u8]) -> bool {
+    const LINES_CHECKED: usize = 8;
+    let head = &bytes[..bytes.len().min(4096)];
+    if matches!(head.first(), None | Some(b'\n')) {
+        return false;
+    }
+    let lines = head.split(|&b| b == b'\n');
+    // The last line of the head may be cut mid-way, so only complete lines are judged.
+    let complete = head.iter().filter(|&&b| b == b'\n').count();
+    let judged = complete.clamp(1, LINES_CHECKED);
+    lines.take(judged).all(is_tiktoken_line)
+}
+
+fn is_tiktoken_line(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(space) = line.iter().position(|&b| b == b' ') else {
+        return false;
+    };
+    let (token, rank) = (&line[..space], &line[space + 1..]);
+    let is_base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
+    !token.is_empty()
+        && token.iter().all(is_base64)
+        && !rank.is_empty()
+        && rank.iter().all(u8::is_ascii_digit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recognised_by_content() {
+        assert!(is_tiktoken(b"IQ== 0\nIg== 1\n"));
+        assert!(is_tiktoken(b"IQ== 0\r\nIg== 1\r\n"));
+        assert!(!is_tiktoken(b"{\"model\": 1}\n"));
+        assert!(!is_tiktoken(b"\n\x0b\n\x05<unk>"));
+    }
 
     #[test]
     fn parses_and_checks_ranks() {

@@ -1,4 +1,4 @@
-//! `llq compare`: a reference model against a quantized one over the same text, with the
+//! A reference model against a quantized one over the same text, with the
 //! statistics llama.cpp's `llama-perplexity --kl-divergence` reports. Both models run chunk by
 //! chunk in one process (llama.cpp's chunking, see [`super::perplexity`]); only one chunk of
 //! logits per model is alive at a time, so memory does not grow with the text (apart from one
@@ -10,8 +10,15 @@
 //! uncertainty from the variances of both mean NLLs and their covariance.
 
 use super::perplexity::chunk_count;
+use super::reference::{check_pair, load_reference};
+use super::text::chunked_tokens;
+use crate::error::Result;
+use crate::progress;
 use crate::runtime::forward::{KvCache, Logits, Session};
+use crate::runtime::model::Model;
+use crate::tokenizer::Tokenizer;
 use serde::Serialize;
+use std::path::Path;
 
 /// Running sums over scored tokens, and every token's KLD for percentiles.
 #[derive(Default)]
@@ -84,10 +91,6 @@ impl CompareAccumulator {
         self.sum_dp2 += dp * dp;
         self.sum_dp4 += dp * dp * dp * dp;
         self.klds.push(kld);
-    }
-
-    pub fn n_tokens(&self) -> usize {
-        self.n
     }
 
     /// Running mean KLD (progress display).
@@ -241,6 +244,61 @@ pub fn compare(
     acc.finish(n_ctx, n_chunks)
 }
 
+/// What to compare over which text.
+pub struct CompareSpec<'a> {
+    /// Reference: an F32/F16/BF16 GGUF, or a checkpoint folder (run as F32).
+    pub reference: &'a Path,
+    pub quant: &'a Path,
+    pub text: &'a Path,
+    pub n_ctx: usize,
+    pub max_chunks: Option<usize>,
+    pub progress: bool,
+}
+
+/// Load both models, check they belong together, tokenize the text with the reference's
+/// tokenizer and [`compare`] them over it.
+pub fn compare_files(spec: &CompareSpec) -> Result<CompareResult> {
+    let q = Model::load(spec.quant)?;
+    let r = load_reference(spec.reference)?;
+    check_pair(&r, &q, spec.reference, spec.quant)?;
+    let tok = Tokenizer::from_model(&r)?;
+    let tokens = chunked_tokens(&tok, spec.text, spec.n_ctx, "a comparison")?;
+    Ok(compare_models(
+        &r,
+        &q,
+        &tokens,
+        tok.bos(),
+        spec.n_ctx,
+        spec.max_chunks,
+        spec.progress,
+    ))
+}
+
+/// [`compare`] two loaded models, with a progress bar over chunks if asked.
+pub fn compare_models(
+    r: &Model,
+    q: &Model,
+    tokens: &[u32],
+    bos: u32,
+    n_ctx: usize,
+    max_chunks: Option<usize>,
+    show_progress: bool,
+) -> CompareResult {
+    let n = chunk_count(tokens.len(), n_ctx, max_chunks);
+    let bar = show_progress.then(|| progress::count_bar(n as u64, "chunks"));
+    let (sr, sq) = (Session::new(r), Session::new(q));
+    let res = compare(&sr, &sq, tokens, n_ctx, max_chunks, bos, |_, kld| {
+        if let Some(bar) = &bar {
+            bar.set_message(format!("KLD {kld:.6}"));
+            bar.inc(1);
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    res
+}
+
 /// Pass/fail thresholds of `llq compare`.
 #[derive(Clone, Debug, Default)]
 pub struct Gates {
@@ -323,66 +381,6 @@ pub fn render_table(r: &CompareResult) -> String {
         format!("{:.4} ± {:.4} %", 100.0 * r.rms_dp, 100.0 * r.rms_dp_err),
     );
     s
-}
-
-/// Relative RMSE of one tensor's dequantized weights against the reference.
-#[derive(Clone, Debug, Serialize)]
-pub struct TensorErrorRow {
-    pub name: String,
-    pub ref_type: String,
-    pub quant_type: String,
-    /// sqrt(Σ (q − r)² / Σ r²).
-    pub rel_rmse: f64,
-}
-
-/// Every tensor present in both (by GGUF name, same shape), worst first. Tensors are read a
-/// block of rows at a time, so memory stays small.
-pub fn tensor_errors(
-    reference: &crate::source::Source,
-    quant: &crate::source::Source,
-) -> std::result::Result<Vec<TensorErrorRow>, String> {
-    use rayon::prelude::*;
-    let mut rows = Vec::new();
-    for q in &quant.tensors {
-        let Some(r) = reference.tensors.iter().find(|r| r.name == q.name) else {
-            return Err(format!("tensor {} is not in the reference", q.name));
-        };
-        if r.shape != q.shape {
-            return Err(format!(
-                "tensor {} has shape {:?} in the reference but {:?} in the quantized file",
-                q.name, r.shape, q.shape
-            ));
-        }
-        let (n_rows, cols) = (q.reader.rows(), q.reader.cols());
-        let block = (1 << 16) / cols.max(1) + 1;
-        let (num, den) = (0..n_rows.div_ceil(block))
-            .into_par_iter()
-            .map(|b| {
-                let first = b * block;
-                let n = block.min(n_rows - first);
-                let mut a = vec![0f32; n * cols];
-                let mut c = vec![0f32; n * cols];
-                r.reader.read_rows(first, &mut a);
-                q.reader.read_rows(first, &mut c);
-                a.iter().zip(&c).fold((0f64, 0f64), |(num, den), (&x, &y)| {
-                    let d = f64::from(y) - f64::from(x);
-                    (num + d * d, den + f64::from(x) * f64::from(x))
-                })
-            })
-            .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-        rows.push(TensorErrorRow {
-            name: q.name.clone(),
-            ref_type: r.stored_type().to_string(),
-            quant_type: q.stored_type().to_string(),
-            rel_rmse: if den > 0.0 {
-                (num / den).sqrt()
-            } else {
-                num.sqrt()
-            },
-        });
-    }
-    rows.sort_by(|a, b| b.rel_rmse.total_cmp(&a.rel_rmse));
-    Ok(rows)
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use super::forward::{KvCache, Logits, Session};
 use super::sampler::{Sampler, SamplerConfig};
-use super::tokenizer::Tokenizer;
 use crate::error::{Error, Result};
+use crate::tokenizer::Tokenizer;
 use std::io::Write;
 use std::time::Instant;
 

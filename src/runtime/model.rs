@@ -1,8 +1,8 @@
 //! A LLaMA loaded from a GGUF file: hyperparameters from metadata and weights as typed views
 //! into the memory map (no copy of weight data).
 
+use crate::checkpoint::tensor_names::{expected_tensors, hparams_from_gguf};
 use crate::error::{Error, Result};
-use crate::model::{expected_tensors, hparams_from_gguf};
 use llq_formats::gguf::{GgufFile, TensorInfo};
 use llq_formats::params::Hyperparams;
 use llq_kernels::matmul::Weights;

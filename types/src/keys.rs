@@ -3,6 +3,8 @@
 
 /// `general.*`: the file as a whole.
 pub mod general {
+    /// Every key of this group starts with this.
+    pub const PREFIX: &str = "general.";
     pub const ARCHITECTURE: &str = "general.architecture";
     pub const NAME: &str = "general.name";
     pub const FILE_TYPE: &str = "general.file_type";

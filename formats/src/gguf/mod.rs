@@ -25,6 +25,16 @@ pub const MAX_DIMS: usize = 4;
 pub const MAGIC: &[u8; 4] = b"GGUF";
 /// The version the writer produces. The reader also accepts 2, which has the same layout.
 pub const VERSION: u32 = 3;
+
+/// Whether `path` is a file that starts with the GGUF magic bytes (whatever its name).
+pub fn is_gguf(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *MAGIC
+}
 /// The metadata key that overrides [`DEFAULT_ALIGNMENT`].
 pub const ALIGNMENT_KEY: &str = keys::general::ALIGNMENT;
 

@@ -1,8 +1,10 @@
-//! The SentencePiece ("llama", SPM) tokenizer of the runtime, built from GGUF metadata or from a
-//! `tokenizer.model`, encoding exactly as llama.cpp's `llama_tokenize` does for SPM vocabularies
-//! with `parse_special = false`.
+//! Tokenizers, in one place: a checkpoint's vocabulary read from its files ([`folder`]), turned
+//! into GGUF keys ([`gguf_keys`], with byte-level BPE vocabularies built by [`bpe_vocab`]), and
+//! loaded back from a GGUF into a [`Tokenizer`] that encodes and decodes exactly as llama.cpp's
+//! `llama_tokenize` / `llama_token_to_piece` do with `parse_special = false`: SentencePiece
+//! ("llama") vocabularies through [`spm`], byte-level BPE ("gpt2", Llama 3) through [`bpe`].
 //!
-//! Encoding:
+//! SentencePiece encoding:
 //! 1. The text is split around user-defined pieces (longest first), which become their own ids;
 //!    control and unknown pieces are plain text (llama.cpp does the same without `parse_special`).
 //! 2. Each text fragment at the start or after a user-defined piece gets a leading space when
@@ -31,13 +33,28 @@
 //! printed before it. Unknown and unused pieces print nothing, as llama.cpp's
 //! `llama_token_to_piece` does without `special` (SentencePiece would print " ⁇ " for unknown).
 
-use super::bpe::Bpe;
+use bpe::Bpe;
 use llq_formats::gguf::{Array, GgufFile, Value};
 use llq_formats::sentencepiece::SpmModel;
 use llq_types::keys;
 use llq_types::TokenType;
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
+
+mod bpe;
+pub mod bpe_vocab;
+mod decode;
+pub mod folder;
+pub mod gguf_keys;
+mod gpt2;
+mod spm;
+
+/// A checkpoint's vocabulary, as its tokenizer files give it, before it becomes GGUF keys.
+pub enum Vocabulary {
+    /// A SentencePiece `tokenizer.model` (Llama 1/2).
+    SentencePiece(SpmModel),
+    /// A byte-level BPE (Llama 3: a tiktoken `tokenizer.model` or a `tokenizer.json`).
+    Bpe(bpe_vocab::BpeVocab),
+}
 
 /// What a tokenizer is built from, whatever the source (GGUF keys or a `tokenizer.model`).
 struct Vocab {
@@ -90,9 +107,18 @@ const DEFAULT_EOS: u32 = 2;
 const DEFAULT_UNK: u32 = 0;
 
 impl Tokenizer {
-    /// The tokenizer of a GGUF file (`tokenizer.ggml.*` keys). Only SentencePiece ("llama")
-    /// vocabularies are supported.
-    pub fn from_gguf(file: &GgufFile) -> Result<Tokenizer, String> {
+    /// The tokenizer of a GGUF file (`tokenizer.ggml.*` keys): SentencePiece ("llama") or
+    /// byte-level BPE ("gpt2" with Llama 3's pre-tokenizer). Errors name the file.
+    pub fn from_gguf(file: &GgufFile) -> crate::Result<Tokenizer> {
+        Tokenizer::read_gguf(file).map_err(|m| crate::Error::file(&file.path, m))
+    }
+
+    /// The tokenizer of a loaded model.
+    pub fn from_model(model: &crate::runtime::model::Model) -> crate::Result<Tokenizer> {
+        Tokenizer::from_gguf(&model.file)
+    }
+
+    fn read_gguf(file: &GgufFile) -> Result<Tokenizer, String> {
         let get = |key: &str| file.get(key);
         let model = get(keys::tokenizer::MODEL)
             .ok_or("no tokenizer in the file (tokenizer.ggml.model missing)")?
@@ -418,214 +444,6 @@ impl Tokenizer {
         }
         fragments
     }
-
-    /// The bigram merge of one escaped fragment (llama.cpp's `llm_tokenizer_spm_session`).
-    fn encode_fragment(&self, text: &str, out: &mut Vec<u32>) {
-        // One symbol per character; merged symbols stay contiguous slices of `text`.
-        let mut syms: Vec<Symbol> = Vec::with_capacity(text.len());
-        for (start, c) in text.char_indices() {
-            let i = syms.len() as i32;
-            syms.push(Symbol {
-                start,
-                len: c.len_utf8(),
-                prev: i - 1,
-                next: i + 1,
-            });
-        }
-        if let Some(last) = syms.last_mut() {
-            last.next = -1;
-        }
-        let mut heap = BinaryHeap::with_capacity(syms.len());
-        for i in 1..syms.len() {
-            self.push_pair(text, &syms, i as i32 - 1, i as i32, &mut heap);
-        }
-        while let Some(pair) = heap.pop() {
-            let (l, r) = (pair.left as usize, pair.right as usize);
-            // Stale: one side was merged away or grew since this pair was queued.
-            if syms[l].len == 0 || syms[r].len == 0 || syms[l].len + syms[r].len != pair.len {
-                continue;
-            }
-            syms[l].len += syms[r].len;
-            syms[r].len = 0;
-            let after = syms[r].next;
-            syms[l].next = after;
-            if after >= 0 {
-                syms[after as usize].prev = pair.left;
-            }
-            self.push_pair(text, &syms, syms[l].prev, pair.left, &mut heap);
-            self.push_pair(text, &syms, pair.left, after, &mut heap);
-        }
-        let mut i = 0i32;
-        while i >= 0 && (i as usize) < syms.len() {
-            let s = &syms[i as usize];
-            let piece = &text[s.start..s.start + s.len];
-            match self.index.get(piece) {
-                Some(&id) => out.push(id),
-                None => self.push_bytes(piece, out),
-            }
-            i = s.next;
-        }
-    }
-
-    fn push_pair(
-        &self,
-        text: &str,
-        syms: &[Symbol],
-        left: i32,
-        right: i32,
-        heap: &mut BinaryHeap<Pair>,
-    ) {
-        if left < 0 || right < 0 {
-            return;
-        }
-        let (l, r) = (&syms[left as usize], &syms[right as usize]);
-        let len = l.len + r.len;
-        if let Some(&id) = self.index.get(&text[l.start..l.start + len]) {
-            heap.push(Pair {
-                score: self.scores[id as usize],
-                left,
-                right,
-                len,
-            });
-        }
-    }
-
-    /// A character that is no piece: its UTF-8 bytes as byte pieces, or the unknown id.
-    fn push_bytes(&self, piece: &str, out: &mut Vec<u32>) {
-        let ids: Option<Vec<u32>> = piece.bytes().map(|b| self.byte_ids[b as usize]).collect();
-        match (ids, self.unk) {
-            (Some(ids), _) => out.extend(ids),
-            (None, Some(unk)) => out.push(unk),
-            // No byte piece and no unknown piece: nothing can stand for the character.
-            (None, None) => {}
-        }
-    }
-
-    /// The raw bytes `id` prints as, on its own: the piece with `▁` as a space, a byte piece's
-    /// byte, nothing for control, unknown and unused pieces (or ids outside the vocabulary).
-    /// No leading-space removal: see [`Decoder`] for that and for UTF-8 assembly.
-    pub fn piece_bytes(&self, id: u32) -> Vec<u8> {
-        if let Some(bpe) = &self.bpe {
-            return bpe.token_bytes(id).to_vec();
-        }
-        match self.types.get(id as usize) {
-            Some(TokenType::Normal) => self.pieces[id as usize].replace(SPACE, " ").into_bytes(),
-            // llama.cpp prints user-defined pieces verbatim.
-            Some(TokenType::UserDefined) => self.pieces[id as usize].as_bytes().to_vec(),
-            Some(TokenType::Byte) => vec![self.byte_values[&id]],
-            _ => Vec::new(),
-        }
-    }
-
-    /// Text of `ids` (SentencePiece's `DecodeIds`, see the module notes).
-    pub fn decode(&self, ids: &[u32]) -> String {
-        let mut d = self.decoder();
-        let mut text = String::new();
-        for &id in ids {
-            text.push_str(&d.push(id));
-        }
-        text.push_str(&d.finish());
-        text
-    }
-
-    /// A streaming decoder: feed ids as they are generated, print what it returns.
-    pub fn decoder(&self) -> Decoder<'_> {
-        Decoder {
-            tok: self,
-            bos_ws: true,
-            bos_ws_seen: false,
-            printed: false,
-            bytes: Vec::new(),
-        }
-    }
-}
-
-/// Incremental [`Tokenizer::decode`]: `push` returns the text that is complete so far (a UTF-8
-/// character spread over byte pieces is held back until it is whole), `finish` the rest.
-/// The concatenated output equals `decode` of all the ids.
-pub struct Decoder<'a> {
-    tok: &'a Tokenizer,
-    /// Whether the next piece may still lose its dummy-prefix space.
-    bos_ws: bool,
-    bos_ws_seen: bool,
-    /// Whether any text was produced (pending bytes count as produced, as in SentencePiece).
-    printed: bool,
-    /// Bytes of the current run of byte pieces not yet returned.
-    bytes: Vec<u8>,
-}
-
-impl Decoder<'_> {
-    pub fn push(&mut self, id: u32) -> String {
-        let tok = self.tok;
-        if let Some(bpe) = &tok.bpe {
-            self.bytes.extend_from_slice(bpe.token_bytes(id));
-            return take_utf8(&mut self.bytes, false);
-        }
-        let ty = tok.types.get(id as usize).copied();
-        if ty == Some(TokenType::Byte) {
-            self.bytes.push(tok.byte_values[&id]);
-            self.printed = true;
-            return take_utf8(&mut self.bytes, false);
-        }
-        let mut text = take_utf8(&mut self.bytes, true);
-        // Control pieces print nothing and leave the dummy-prefix state alone.
-        if matches!(ty, Some(TokenType::Control) | None) {
-            return text;
-        }
-        if self.bos_ws_seen || self.printed {
-            self.bos_ws = false;
-        }
-        let bytes = tok.piece_bytes(id);
-        let mut piece = String::from_utf8(bytes).unwrap_or_default();
-        self.bos_ws_seen = false;
-        if self.bos_ws && tok.add_space_prefix && ty == Some(TokenType::Normal) {
-            if let Some(rest) = piece.strip_prefix(' ') {
-                piece = rest.to_string();
-                self.bos_ws_seen = true;
-            }
-        }
-        if !piece.is_empty() {
-            self.printed = true;
-        }
-        text.push_str(&piece);
-        text
-    }
-
-    /// Whatever is still held back (an incomplete UTF-8 sequence becomes U+FFFD per byte).
-    pub fn finish(&mut self) -> String {
-        take_utf8(&mut self.bytes, true)
-    }
-}
-
-/// Complete characters at the front of `bytes` as text, removing them. Invalid bytes become
-/// U+FFFD one each (as SentencePiece does); an incomplete sequence at the end is kept unless
-/// `all`.
-fn take_utf8(bytes: &mut Vec<u8>, all: bool) -> String {
-    let mut text = String::new();
-    let mut rest: &[u8] = bytes;
-    loop {
-        match std::str::from_utf8(rest) {
-            Ok(s) => {
-                text.push_str(s);
-                rest = &[];
-                break;
-            }
-            Err(e) => {
-                let (valid, tail) = rest.split_at(e.valid_up_to());
-                text.push_str(std::str::from_utf8(valid).expect("valid prefix"));
-                if e.error_len().is_none() && !all {
-                    rest = tail;
-                    break;
-                }
-                text.push('\u{FFFD}');
-                rest = &tail[1..];
-            }
-        }
-    }
-    let keep = rest.len();
-    let n = bytes.len();
-    bytes.drain(..n - keep);
-    text
 }
 
 fn parse_byte_piece(p: &str) -> Option<u8> {
@@ -653,46 +471,6 @@ enum Fragment<'t> {
     Text(&'t str),
     Token(u32),
 }
-
-#[derive(Clone, Copy)]
-struct Symbol {
-    start: usize,
-    /// Byte length; 0 once merged into the symbol on its left.
-    len: usize,
-    prev: i32,
-    next: i32,
-}
-
-/// A candidate merge of two adjacent symbols. The heap pops the highest score first, and among
-/// equal scores the leftmost pair.
-struct Pair {
-    score: f32,
-    left: i32,
-    right: i32,
-    len: usize,
-}
-
-impl Ord for Pair {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.score
-            .total_cmp(&other.score)
-            .then_with(|| other.left.cmp(&self.left))
-    }
-}
-
-impl PartialOrd for Pair {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Pair {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Pair {}
 
 #[cfg(test)]
 mod tests {

@@ -137,16 +137,6 @@ pub fn expected_tensors(hp: &Hyperparams) -> Vec<TensorShape> {
     out
 }
 
-/// The layer index of a `blk.N.` tensor.
-pub fn layer_of(gguf_name: &str) -> Option<usize> {
-    gguf_name
-        .strip_prefix("blk.")?
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// Hyperparameters from a llama GGUF's metadata; every key must be present with a usable value.
 pub fn hparams_from_gguf(file: &llq_formats::gguf::GgufFile) -> Result<Hyperparams, String> {
     let arch = file
@@ -226,6 +216,5 @@ mod tests {
         assert_eq!(gguf_name(Naming::Meta, "model.embed_tokens.weight"), None);
         assert!(is_ignored("rope.freqs"));
         assert!(is_ignored("model.layers.0.self_attn.rotary_emb.inv_freq"));
-        assert_eq!(layer_of("blk.7.ffn_up.weight"), Some(7));
     }
 }

@@ -10,10 +10,8 @@
 //!
 //! Decoding maps each token's GPT-2 characters back to bytes; control tokens print nothing.
 
+use super::gpt2::{byte_to_unicode, LLAMA3_PATTERN};
 use std::collections::HashMap;
-
-/// Meta's Llama 3 pre-split pattern (also llama.cpp's "llama-bpe").
-pub const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 pub struct Bpe {
     regex: fancy_regex::Regex,
@@ -32,7 +30,7 @@ impl Bpe {
     /// user-defined) rather than a control token, and the merges `"left right"` in rank order.
     pub fn new(tokens: &[String], printable: &[bool], merges: &[String]) -> Result<Bpe, String> {
         let mut from_char = HashMap::new();
-        for (b, c) in crate::bpe_vocab::byte_to_unicode().iter().enumerate() {
+        for (b, c) in byte_to_unicode().iter().enumerate() {
             from_char.insert(*c, b as u8);
         }
         let decode = |s: &str| -> Option<Vec<u8>> {

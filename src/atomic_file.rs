@@ -75,10 +75,6 @@ impl AtomicFile {
         self.file.as_ref().expect("file is open until commit")
     }
 
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
     /// Move the finished file into place. Like llama.cpp, no fsync: a rename makes the file
     /// appear whole or not at all to other processes, and syncing a multi-gigabyte output
     /// would double the conversion time (measured: 1.4 s → 4–5 s for 1 GB); durability across

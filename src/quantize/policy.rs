@@ -13,38 +13,15 @@ pub struct TypeOverride {
     pub ty: GgmlType,
 }
 
-impl TypeOverride {
-    /// `PATTERN=TYPE`, as llama-quantize's `--tensor-type`.
-    pub fn parse(spec: &str) -> std::result::Result<TypeOverride, String> {
-        let (pattern, ty) = spec
-            .rsplit_once('=')
-            .ok_or_else(|| format!("--tensor-type {spec:?}: expected PATTERN=TYPE"))?;
-        let pattern = regex::Regex::new(pattern)
-            .map_err(|e| format!("--tensor-type {spec:?}: bad pattern: {e}"))?;
-        Ok(TypeOverride {
-            pattern,
-            ty: parse_tensor_type(ty)?,
-        })
-    }
-}
-
-/// A tensor type by name (case-insensitive), for the override options.
-pub fn parse_tensor_type(name: &str) -> std::result::Result<GgmlType, String> {
-    GgmlType::from_name(name)
-        .filter(|t| llq_kernels::codec::codec(*t).is_some() && *t != GgmlType::Q8_K)
-        .ok_or_else(|| {
-            let names: Vec<_> = llq_types::TYPES
-                .iter()
-                .filter(|t| llq_kernels::codec::codec(t.ty).is_some() && t.ty != GgmlType::Q8_K)
-                .map(|t| t.name)
-                .collect();
-            format!("unknown tensor type {name:?}; valid: {}", names.join(", "))
-        })
+/// Whether weights may be stored as `ty`: the types with a dot product (activation-only
+/// types such as Q8_1 and Q8_K cannot hold weights).
+pub fn can_hold_weights(ty: GgmlType) -> bool {
+    ty.activation().is_some()
 }
 
 /// Everything that decides tensor types.
 #[derive(Clone, Debug)]
-pub struct PlanOptions {
+pub struct Policy {
     pub file_type: FileType,
     /// Every quantized tensor gets the base type (no mix rules).
     pub pure: bool,
@@ -54,9 +31,9 @@ pub struct PlanOptions {
     pub has_imatrix: bool,
 }
 
-impl PlanOptions {
-    pub fn new(file_type: FileType) -> PlanOptions {
-        PlanOptions {
+impl Policy {
+    pub fn new(file_type: FileType) -> Policy {
+        Policy {
             file_type,
             pure: false,
             overrides: Vec::new(),
@@ -69,7 +46,7 @@ impl PlanOptions {
 
 /// The decided type of one tensor.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TensorPlan {
+pub struct TensorTarget {
     pub name: String,
     /// Row-major (torch) shape.
     pub shape: Vec<usize>,
@@ -78,7 +55,7 @@ pub struct TensorPlan {
     pub fallback: Option<String>,
 }
 
-impl TensorPlan {
+impl TensorTarget {
     /// ggml order (`ne[0]` = row length), as GGUF stores shapes.
     pub fn ggml_dims(&self) -> Vec<u64> {
         self.shape.iter().rev().map(|&d| d as u64).collect()
@@ -96,11 +73,11 @@ impl TensorPlan {
 }
 
 /// Per-tensor types for a model's tensors, given in file order as (GGUF name, torch shape).
-pub fn plan(
+pub fn assign(
     hp: &Hyperparams,
     tensors: &[(String, Vec<usize>)],
-    opts: &PlanOptions,
-) -> Result<Vec<TensorPlan>> {
+    opts: &Policy,
+) -> Result<Vec<TensorTarget>> {
     let mut mix = MixState {
         hp,
         ft: opts.file_type,
@@ -119,7 +96,7 @@ pub fn plan(
     };
     tensors
         .iter()
-        .map(|(name, shape)| mix.tensor_plan(name, shape, opts))
+        .map(|(name, shape)| mix.target(name, shape, opts))
         .collect()
 }
 
@@ -142,14 +119,9 @@ fn use_more_bits(i: usize, n: usize) -> bool {
 }
 
 impl MixState<'_> {
-    fn tensor_plan(
-        &mut self,
-        name: &str,
-        shape: &[usize],
-        opts: &PlanOptions,
-    ) -> Result<TensorPlan> {
+    fn target(&mut self, name: &str, shape: &[usize], opts: &Policy) -> Result<TensorTarget> {
         let row = *shape.last().unwrap_or(&1);
-        let plan = |ty, fallback| TensorPlan {
+        let target = |ty, fallback| TensorTarget {
             name: name.to_string(),
             shape: shape.to_vec(),
             ty,
@@ -157,21 +129,21 @@ impl MixState<'_> {
         };
         // Norms and other 1-D tensors stay F32, as llama.cpp keeps them.
         if shape.len() < 2 || name.ends_with("_norm.weight") {
-            return Ok(plan(GgmlType::F32, None));
+            return Ok(target(GgmlType::F32, None));
         }
         if name == "token_embd.weight" {
             if let Some(ty) = opts.token_embedding_type {
-                return Ok(plan(checked_fit(name, ty, row)?, None));
+                return Ok(target(checked_fit(name, ty, row)?, None));
             }
         }
         if name == "output.weight" {
             if let Some(ty) = opts.output_type {
-                return Ok(plan(checked_fit(name, ty, row)?, None));
+                return Ok(target(checked_fit(name, ty, row)?, None));
             }
         }
         let base = self.ft.base();
         if !base.is_quantized() {
-            return Ok(plan(base, None));
+            return Ok(target(base, None));
         }
         let manual = opts.overrides.iter().find(|o| o.pattern.is_match(name));
         let chosen = match manual {
@@ -180,8 +152,8 @@ impl MixState<'_> {
             None => self.mix_type(name, row, base),
         };
         Ok(match fallback(chosen, row) {
-            Some((ty, reason)) => plan(ty, Some(reason)),
-            None => plan(chosen, None),
+            Some((ty, reason)) => target(ty, Some(reason)),
+            None => target(chosen, None),
         })
     }
 
@@ -291,9 +263,9 @@ fn checked_fit(name: &str, ty: GgmlType, row: usize) -> Result<GgmlType> {
 }
 
 /// The layer-independent summary used in reports: (type, tensors, bytes, elements) per type.
-pub fn summarize(plans: &[TensorPlan]) -> Vec<(GgmlType, usize, usize, usize)> {
+pub fn summarize(targets: &[TensorTarget]) -> Vec<(GgmlType, usize, usize, usize)> {
     let mut rows: Vec<(GgmlType, usize, usize, usize)> = Vec::new();
-    for p in plans {
+    for p in targets {
         match rows.iter_mut().find(|r| r.0 == p.ty) {
             Some(r) => {
                 r.1 += 1;
@@ -310,7 +282,7 @@ pub fn summarize(plans: &[TensorPlan]) -> Vec<(GgmlType, usize, usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::expected_tensors;
+    use crate::checkpoint::tensor_names::expected_tensors;
 
     fn hp(n_layer: usize, n_ff: usize) -> Hyperparams {
         Hyperparams {
@@ -327,12 +299,12 @@ mod tests {
         }
     }
 
-    fn types_of(hp: &Hyperparams, opts: &PlanOptions) -> Vec<(String, GgmlType)> {
+    fn types_of(hp: &Hyperparams, opts: &Policy) -> Vec<(String, GgmlType)> {
         let tensors: Vec<_> = expected_tensors(hp)
             .into_iter()
             .map(|t| (t.name, t.shape))
             .collect();
-        plan(hp, &tensors, opts)
+        assign(hp, &tensors, opts)
             .unwrap()
             .into_iter()
             .map(|p| (p.name, p.ty))
@@ -346,7 +318,7 @@ mod tests {
     #[test]
     fn q4_k_m_gives_more_bits_to_chosen_layers() {
         let hp = hp(32, 768);
-        let t = types_of(&hp, &PlanOptions::new(FileType::Q4_K_M));
+        let t = types_of(&hp, &Policy::new(FileType::Q4_K_M));
         assert_eq!(ty(&t, "output.weight"), GgmlType::Q6_K);
         assert_eq!(ty(&t, "token_embd.weight"), GgmlType::Q4_K);
         assert_eq!(ty(&t, "output_norm.weight"), GgmlType::F32);
@@ -366,13 +338,13 @@ mod tests {
     #[test]
     fn k_quant_rows_that_do_not_fit_fall_back() {
         let hp = hp(4, 416);
-        let t = types_of(&hp, &PlanOptions::new(FileType::Q4_K_M));
+        let t = types_of(&hp, &Policy::new(FileType::Q4_K_M));
         // ffn_down rows are 416 long: Q6_K → Q8_0 on "more bits" layers (2 and 3 of 4),
         // Q4_K → Q5_0 elsewhere.
         assert_eq!(ty(&t, "blk.0.ffn_down.weight"), GgmlType::Q5_0);
         assert_eq!(ty(&t, "blk.2.ffn_down.weight"), GgmlType::Q8_0);
         assert_eq!(ty(&t, "blk.3.ffn_down.weight"), GgmlType::Q8_0);
-        let t = types_of(&hp, &PlanOptions::new(FileType::Q2_K));
+        let t = types_of(&hp, &Policy::new(FileType::Q2_K));
         assert_eq!(ty(&t, "blk.1.ffn_down.weight"), GgmlType::Q4_0);
         assert_eq!(ty(&t, "blk.1.attn_v.weight"), GgmlType::Q3_K);
     }
@@ -380,16 +352,19 @@ mod tests {
     #[test]
     fn pure_overrides_and_float_types() {
         let hp = hp(4, 512);
-        let mut opts = PlanOptions::new(FileType::Q4_0);
+        let mut opts = Policy::new(FileType::Q4_0);
         opts.pure = true;
         let t = types_of(&hp, &opts);
         assert_eq!(ty(&t, "output.weight"), GgmlType::Q4_0);
-        opts.overrides = vec![TypeOverride::parse("attn_v=q8_0").unwrap()];
+        opts.overrides = vec![TypeOverride {
+            pattern: regex::Regex::new("attn_v").unwrap(),
+            ty: GgmlType::Q8_0,
+        }];
         opts.output_type = Some(GgmlType::F16);
         let t = types_of(&hp, &opts);
         assert_eq!(ty(&t, "blk.2.attn_v.weight"), GgmlType::Q8_0);
         assert_eq!(ty(&t, "output.weight"), GgmlType::F16);
-        let t = types_of(&hp, &PlanOptions::new(FileType::BF16));
+        let t = types_of(&hp, &Policy::new(FileType::BF16));
         assert!(t
             .iter()
             .all(|(n, ty)| *ty == GgmlType::BF16 || n.ends_with("norm.weight")));

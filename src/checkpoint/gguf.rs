@@ -2,16 +2,15 @@
 //! quantized type when requantizing) and its metadata is carried over.
 
 use super::rows::{Join, Piece, TensorReader};
-use super::{Source, SourceKind, SourceMeta, SourceTensor};
+use super::{tensor_names, Source, SourceKind, SourceMetadata, SourceTensor};
 use crate::error::{Error, Result};
-use crate::model;
 use llq_formats::gguf::GgufFile;
 use llq_types::keys;
 use std::path::Path;
 
 pub(super) fn open(path: &Path) -> Result<Source> {
     let file = GgufFile::open(path)?;
-    let hparams = model::hparams_from_gguf(&file).map_err(|m| Error::file(path, m))?;
+    let hparams = tensor_names::hparams_from_gguf(&file).map_err(|m| Error::file(path, m))?;
     let tensors = file
         .tensors
         .iter()
@@ -37,7 +36,7 @@ pub(super) fn open(path: &Path) -> Result<Source> {
         kind: SourceKind::Gguf,
         name,
         hparams,
-        meta: SourceMeta::Gguf(file.metadata.clone()),
+        metadata: SourceMetadata::CarryOver(file.metadata.clone()),
         tensors,
     })
 }

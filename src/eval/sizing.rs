@@ -1,19 +1,26 @@
-//! `llq plan`: for every file type, the exact size `llq convert` would write (tensor types from
+//! The sizes behind `llq plan`: for every file type, the exact size `llq convert` would write (tensor types from
 //! the mix rules, header and alignment from the GGUF layout), bits per weight, and the memory a
 //! run at a given context needs.
 
+use super::compare::compare_models;
+use super::reference::{convert_to, is_unquantized, load_reference, TempPath};
+use super::text::chunked_tokens;
+use crate::checkpoint::Source;
 use crate::error::{Error, Result};
-use crate::metadata;
-use crate::plan::{self, PlanOptions};
-use crate::source::Source;
+use crate::quantize::metadata;
+use crate::quantize::policy::{self, Policy};
+use crate::runtime::model::Model;
+use crate::tokenizer::Tokenizer;
 use llq_formats::gguf::{layout, TensorSpec};
 use llq_types::FileType;
 use serde::Serialize;
+use std::path::Path;
 
-/// One row of `llq plan`.
+/// One file type's row of `llq plan`.
 #[derive(Clone, Debug, Serialize)]
-pub struct PlanRow {
-    pub file_type: &'static str,
+pub struct SizeRow {
+    #[serde(serialize_with = "file_type_name")]
+    pub file_type: FileType,
     /// Exact bytes of the GGUF `llq convert -t TYPE` writes.
     pub file_bytes: u64,
     /// Bits per weight over tensor data (8 · tensor bytes / weights).
@@ -35,7 +42,7 @@ pub fn file_size(source: &Source, ft: FileType) -> Result<(u64, f64)> {
         .iter()
         .map(|t| (t.name.clone(), t.shape.clone()))
         .collect();
-    let plans = plan::plan(&source.hparams, &list, &PlanOptions::new(ft))?;
+    let plans = policy::assign(&source.hparams, &list, &Policy::new(ft))?;
     let kv = metadata::build(source, ft);
     let specs: Vec<TensorSpec> = plans
         .iter()
@@ -52,15 +59,15 @@ pub fn file_size(source: &Source, ft: FileType) -> Result<(u64, f64)> {
 }
 
 /// Every file type's row; `ram` decides `fits`.
-pub fn plan_rows(source: &Source, ctx: usize, ram: Option<u64>) -> Result<Vec<PlanRow>> {
+pub fn plan_rows(source: &Source, ctx: usize, ram: Option<u64>) -> Result<Vec<SizeRow>> {
     let hp = &source.hparams;
     let kv_bytes = (2 * hp.n_layer * ctx * hp.n_head_kv * hp.head_dim() * 2) as u64;
     FileType::all()
         .map(|ft| {
             let (file_bytes, bpw) = file_size(source, ft)?;
             let total_bytes = file_bytes + kv_bytes;
-            Ok(PlanRow {
-                file_type: ft.name(),
+            Ok(SizeRow {
+                file_type: ft,
                 file_bytes,
                 bpw,
                 kv_bytes,
@@ -73,45 +80,41 @@ pub fn plan_rows(source: &Source, ctx: usize, ram: Option<u64>) -> Result<Vec<Pl
         .collect()
 }
 
-/// "8GiB", "512MiB", "8GB", "1.5G", "123456" (bytes) → bytes. G/M/K alone are binary units.
-pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let x: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 8GiB, 512MB)"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kib" => 1024.0,
-        "m" | "mib" => 1024f64.powi(2),
-        "g" | "gib" => 1024f64.powi(3),
-        "t" | "tib" => 1024f64.powi(4),
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown unit (use B, KiB, MiB, GiB, KB, MB, GB)"
-            ))
-        }
-    };
-    Ok((x * mult).round() as u64)
+fn file_type_name<S: serde::Serializer>(
+    ft: &FileType,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(ft.name())
 }
 
-/// Human-readable binary size.
-pub fn human(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b >= 1024f64.powi(3) {
-        format!("{:.2} GiB", b / 1024f64.powi(3))
-    } else if b >= 1024f64.powi(2) {
-        format!("{:.2} MiB", b / 1024f64.powi(2))
-    } else if b >= 1024.0 {
-        format!("{:.1} KiB", b / 1024.0)
-    } else {
-        format!("{bytes} B")
+/// Convert `src` to every row's type in turn (temporary files) and compare each with the F32
+/// model over the first `max_chunks` chunks of `n_ctx` tokens of `text`, filling in KLD and
+/// top-1; `on_type` is told each type as its measurement starts.
+pub fn measure(
+    src: &Path,
+    text: &Path,
+    n_ctx: usize,
+    max_chunks: Option<usize>,
+    rows: &mut [SizeRow],
+    mut on_type: impl FnMut(FileType),
+) -> Result<()> {
+    let r = load_reference(src)?;
+    if !is_unquantized(&r) {
+        return Err(Error::Usage(format!(
+            "{}: measuring needs an unquantized source (F32, F16 or BF16)",
+            src.display()
+        )));
     }
+    let tok = Tokenizer::from_model(&r)?;
+    let tokens = chunked_tokens(&tok, text, n_ctx, "measuring")?;
+    for row in rows.iter_mut() {
+        on_type(row.file_type);
+        let tmp = TempPath::new("plan");
+        convert_to(src, tmp.path(), row.file_type)?;
+        let q = Model::load(tmp.path())?;
+        let res = compare_models(&r, &q, &tokens, tok.bos(), n_ctx, max_chunks, false);
+        row.kld_mean = Some(res.kld_mean);
+        row.top1 = Some(res.top1);
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@
 //! accepted only when its pre-tokenizer is Llama 3's, the one llq's runtime and llama.cpp's
 //! "llama-bpe" implement.
 
+use super::gpt2::{byte_to_unicode, bytes_to_gpt2, LLAMA3_PATTERN};
 use llq_formats::tiktoken::TiktokenRanks;
 use llq_formats::tokenizer_json::{PreStep, SplitPattern, TokenRef, TokenizerJson};
 use llq_types::TokenType;
@@ -29,30 +30,6 @@ pub struct BpeVocab {
     pub bos: u32,
     pub eos: u32,
     pub eot: Option<u32>,
-}
-
-/// GPT-2's byte → printable character table: printable Latin-1 bytes stand for themselves,
-/// the others (controls, space, …) take the code points from 256 up, in byte order.
-pub fn byte_to_unicode() -> [char; 256] {
-    let mut table = ['\0'; 256];
-    let mut next = 256u32;
-    for (b, slot) in table.iter_mut().enumerate() {
-        let printable =
-            (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
-        let cp = if printable {
-            b as u32
-        } else {
-            next += 1;
-            next - 1
-        };
-        *slot = char::from_u32(cp).expect("valid code point");
-    }
-    table
-}
-
-/// A byte string in GPT-2's spelling.
-pub fn bytes_to_gpt2(table: &[char; 256], bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| table[b as usize]).collect()
 }
 
 /// The names of Meta's Llama 3 / 3.1 special tokens, ids 128000 + i.
@@ -278,11 +255,11 @@ fn check_llama3_pre_tokenizer(tj: &TokenizerJson) -> Result<(), String> {
             behavior,
             invert: false,
         }, PreStep::ByteLevel { use_regex: false }] => {
-            if p != crate::runtime::bpe::LLAMA3_PATTERN {
+            if p != LLAMA3_PATTERN {
                 return Err(format!(
                     "pre-tokenizer pattern {p:?} is not supported: llq converts only Llama 3's \
                      byte-level BPE (\"llama-bpe\"), whose pattern is {:?}",
-                    crate::runtime::bpe::LLAMA3_PATTERN
+                    LLAMA3_PATTERN
                 ));
             }
             behavior == "Isolated"
@@ -349,7 +326,7 @@ mod tests {
             normalizer: None,
             pre_tokenizer: vec![
                 PreStep::Split {
-                    pattern: SplitPattern::Regex(crate::runtime::bpe::LLAMA3_PATTERN.into()),
+                    pattern: SplitPattern::Regex(LLAMA3_PATTERN.into()),
                     behavior: "Isolated".into(),
                     invert: false,
                 },
@@ -375,7 +352,7 @@ mod tests {
         assert_eq!((v.bos, v.eos, v.eot), (258, 259, Some(259)));
         // The runtime accepts the result.
         let printable: Vec<bool> = v.types.iter().map(|&t| t != TokenType::Control).collect();
-        crate::runtime::bpe::Bpe::new(&v.tokens, &printable, &v.merges).unwrap();
+        super::super::bpe::Bpe::new(&v.tokens, &printable, &v.merges).unwrap();
 
         // An added token may restate a vocab id.
         let mut tj = tiny_json();

@@ -1,9 +1,11 @@
 //! Meta checkpoint folders: `consolidated.NN.pth` shards + `params.json` + `tokenizer.model`.
 //! Shards are joined by Meta's model-parallel rules, with the axis decided from shapes.
 
-use super::{collect_tensors, folder_name, load_tokenizer, Found, OpenOptions, Source, SourceKind};
+use super::rope::{add_rope_freqs, Llama3Rope};
+use super::tensor_names::{self, Naming};
+use super::{collect_tensors, folder_name, Found, OpenOptions, Source, SourceKind, SourceMetadata};
 use crate::error::{Error, Result};
-use crate::model::{self, Naming};
+use crate::tokenizer;
 use llq_formats::params::MetaParams;
 use llq_formats::{pth, MappedTensors};
 use std::collections::BTreeMap;
@@ -30,10 +32,10 @@ pub(super) fn open(dir: &Path, opts: &OpenOptions) -> Result<Source> {
 
     let mut found = BTreeMap::new();
     for t in &shards[0].tensors {
-        if model::is_ignored(&t.name) {
+        if tensor_names::is_ignored(&t.name) {
             continue;
         }
-        let gguf = model::gguf_name(Naming::Meta, &t.name)
+        let gguf = tensor_names::gguf_name(Naming::Meta, &t.name)
             .ok_or_else(|| Error::file(&shards[0].path, format!("unexpected tensor {}", t.name)))?;
         let parts = shards
             .iter()
@@ -48,16 +50,16 @@ pub(super) fn open(dir: &Path, opts: &OpenOptions) -> Result<Source> {
         );
     }
     let mut tensors = collect_tensors(dir, &hp, found)?;
-    let meta = load_tokenizer(dir, &hp)?;
-    let rope = (params.use_scaled_rope == Some(true)).then(super::Llama3Rope::default);
-    super::add_rope_freqs(dir, &hp, &meta, rope, opts, &mut tensors)?;
+    let metadata = SourceMetadata::Build(tokenizer::folder::load(dir, &hp)?);
+    let rope = (params.use_scaled_rope == Some(true)).then(Llama3Rope::default);
+    add_rope_freqs(dir, &hp, &metadata, rope, opts, &mut tensors)?;
     Ok(Source {
         path: dir.to_path_buf(),
         kind: SourceKind::Meta {
             shards: shards.len(),
         },
         name: folder_name(dir),
-        meta,
+        metadata,
         hparams: hp,
         tensors,
     })

@@ -1,16 +1,15 @@
 //! The conversion loop: source rows → f32 → target type → GGUF writer, one tensor at a time,
 //! row chunks in parallel, into an atomic output file.
 
+use super::policy::{self, Policy, TensorTarget};
+use super::{imatrix, metadata};
+use crate::atomic_file::AtomicFile;
+use crate::checkpoint::{OpenOptions, Source, SourceKind, SourceTensor};
 use crate::error::{Error, Result};
-use crate::metadata;
-use crate::output::AtomicFile;
-use crate::plan::{self, PlanOptions, TensorPlan};
 use crate::progress;
-use crate::source::{OpenOptions, Source, SourceKind, SourceTensor};
-use llq_formats::gguf::{GgufWriter, TensorSpec, Value};
+use llq_formats::gguf::{GgufWriter, TensorSpec};
 use llq_formats::imatrix::Imatrix;
 use llq_kernels::codec::QuantMode;
-use llq_types::keys;
 use rayon::prelude::*;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -19,7 +18,7 @@ use std::time::Instant;
 /// How to convert.
 #[derive(Clone, Debug)]
 pub struct ConvertOptions {
-    pub plan: PlanOptions,
+    pub policy: Policy,
     /// Replace an existing output file.
     pub overwrite: bool,
     /// Keep NaN/Inf weights instead of refusing them.
@@ -28,7 +27,8 @@ pub struct ConvertOptions {
     pub allow_requantize: bool,
     pub progress: bool,
     /// llama.cpp importance matrix (legacy `.dat` or GGUF) weighting the quantizers' rounding;
-    /// also turns on `plan.has_imatrix`. See [`match_imatrix`] for how names and sizes are checked.
+    /// also turns on `policy.has_imatrix`. See [`imatrix::match_imatrix`] for how names and
+    /// sizes are checked.
     pub imatrix: Option<PathBuf>,
     /// How the imatrix steers the rounding (ggml's, or [`QuantMode::Unbiased`]).
     pub quant_mode: QuantMode,
@@ -36,10 +36,29 @@ pub struct ConvertOptions {
     pub source: OpenOptions,
 }
 
+impl ConvertOptions {
+    /// Convert with `policy` and the defaults: no overwrite, finite weights only, no
+    /// requantizing, a progress bar, no imatrix, ggml's rounding.
+    pub fn new(policy: Policy) -> ConvertOptions {
+        ConvertOptions {
+            policy,
+            overwrite: false,
+            allow_nonfinite: false,
+            allow_requantize: false,
+            progress: true,
+            imatrix: None,
+            quant_mode: QuantMode::default(),
+            source: OpenOptions::default(),
+        }
+    }
+}
+
 /// What a conversion did.
 #[derive(Clone, Debug)]
 pub struct ConvertReport {
-    pub tensors: Vec<TensorPlan>,
+    pub tensors: Vec<TensorTarget>,
+    /// Things the user should know that did not stop the conversion.
+    pub warnings: Vec<String>,
     pub input_bytes: u64,
     pub output_bytes: u64,
     pub seconds: f64,
@@ -58,21 +77,21 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
         .iter()
         .map(|t| (t.name.clone(), t.shape.clone()))
         .collect();
-    let mut plan_opts = opts.plan.clone();
-    plan_opts.has_imatrix |= opts.imatrix.is_some();
-    let plans = plan::plan(&source.hparams, &list, &plan_opts)?;
-    let mut kv = metadata::build(&source, opts.plan.file_type);
+    let mut policy = opts.policy.clone();
+    policy.has_imatrix |= opts.imatrix.is_some();
+    let targets = policy::assign(&source.hparams, &list, &policy)?;
+    let mut kv = metadata::build(&source, opts.policy.file_type);
     // Read and check the imatrix before the output file exists, so a bad one leaves no OUT.
-    let importance = match &opts.imatrix {
-        None => vec![None; plans.len()],
+    let (importance, warnings) = match &opts.imatrix {
+        None => (vec![None; targets.len()], Vec::new()),
         Some(path) => {
             let imatrix = Imatrix::open(path)?;
-            let importance = match_imatrix(path, &imatrix, &plans)?;
-            add_imatrix_metadata(&mut kv, path, &imatrix);
-            importance
+            let matched = imatrix::match_imatrix(path, &imatrix, &targets)?;
+            imatrix::add_metadata(&mut kv, path, &imatrix);
+            (matched.importance, matched.warnings)
         }
     };
-    let specs: Vec<TensorSpec> = plans
+    let specs: Vec<TensorSpec> = targets
         .iter()
         .map(|p| TensorSpec {
             name: p.name.clone(),
@@ -88,18 +107,23 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
     let bar = opts
         .progress
         .then(|| progress::bytes_bar(source.source_bytes()));
-    for (i, ((tensor, plan), importance)) in source
+    for (i, ((tensor, target), importance)) in source
         .tensors
         .iter()
-        .zip(&plans)
+        .zip(&targets)
         .zip(&importance)
         .enumerate()
     {
         if let Some(bar) = &bar {
-            bar.set_message(format!("tensor {}/{} {}", i + 1, plans.len(), plan.name));
+            bar.set_message(format!(
+                "tensor {}/{} {}",
+                i + 1,
+                targets.len(),
+                target.name
+            ));
         }
         let importance = importance.as_deref();
-        convert_tensor(tensor, plan, importance, opts, &mut writer, |bytes| {
+        convert_tensor(tensor, target, importance, opts, &mut writer, |bytes| {
             if let Some(bar) = &bar {
                 bar.inc(bytes)
             }
@@ -120,7 +144,8 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
     Ok(ConvertReport {
         output_bytes: std::fs::metadata(out).map(|m| m.len()).unwrap_or(0),
         input_bytes: source.source_bytes(),
-        tensors: plans,
+        tensors: targets,
+        warnings,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -148,122 +173,6 @@ fn check_requantize(source: &Source, opts: &ConvertOptions) -> Result<()> {
     }
 }
 
-/// The imatrix entry of each planned tensor, as llama-quantize picks them: an entry whose name is
-/// a tensor's GGUF name must hold one weight per column (else an error naming the tensor and
-/// both sizes; for `token_embd.weight` only a warning, and the entry is not used). Quantized
-/// tensors without an entry are quantized without importance and listed in one warning; entries
-/// for tensors the model lacks are ignored with a warning. An imatrix none of whose entries
-/// names a tensor of the model is an error: it was made for another model.
-pub fn match_imatrix(
-    path: &Path,
-    imatrix: &Imatrix,
-    plans: &[TensorPlan],
-) -> Result<Vec<Option<Vec<f32>>>> {
-    const TOKEN_EMBD: &str = "token_embd.weight";
-    let mut missing = Vec::new();
-    let mut out = Vec::with_capacity(plans.len());
-    for p in plans {
-        let row_len = *p.shape.last().unwrap_or(&1);
-        let entry = match imatrix.entries.get(&p.name) {
-            Some(v) if v.len() == row_len => Some(v.clone()),
-            Some(v) if p.name == TOKEN_EMBD => {
-                warn(format!(
-                    "{}: entry {TOKEN_EMBD} has {} values but the tensor has {row_len} columns; \
-                     not using it",
-                    path.display(),
-                    v.len()
-                ));
-                None
-            }
-            Some(v) => {
-                return Err(Error::file(
-                    path,
-                    format!(
-                        "tensor {}: imatrix entry has {} values, expected {row_len} (one per \
-                         column); was it made for another model?",
-                        p.name,
-                        v.len()
-                    ),
-                ))
-            }
-            None => {
-                if p.ty.is_quantized() && p.name != TOKEN_EMBD {
-                    missing.push(p.name.as_str());
-                }
-                None
-            }
-        };
-        // Only quantized types weight their rounding; F32/F16/BF16 copies ignore it.
-        out.push(entry.filter(|_| p.ty.is_quantized()));
-    }
-    let matched = plans
-        .iter()
-        .filter(|p| imatrix.entries.contains_key(&p.name))
-        .count();
-    if matched == 0 {
-        let example = imatrix.entries.keys().next().map_or("", |k| k.as_str());
-        return Err(Error::file(
-            path,
-            format!(
-                "none of its {} entries names a tensor of this model (first: {example:?}); \
-                 was it made for another model?",
-                imatrix.entries.len()
-            ),
-        ));
-    }
-    if !missing.is_empty() {
-        warn(format!(
-            "{}: no entry for {} quantized tensor(s), quantized without importance: {}",
-            path.display(),
-            missing.len(),
-            missing.join(", ")
-        ));
-    }
-    let unused = imatrix.entries.len() - matched;
-    if unused > 0 {
-        let names: Vec<_> = imatrix
-            .entries
-            .keys()
-            .filter(|k| !plans.iter().any(|p| &p.name == *k))
-            .map(String::as_str)
-            .collect();
-        warn(format!(
-            "{}: ignoring {unused} entries for tensors not in the model: {}",
-            path.display(),
-            names.join(", ")
-        ));
-    }
-    Ok(out)
-}
-
-fn warn(msg: String) {
-    eprintln!("warning: {msg}");
-}
-
-/// The `quantize.imatrix.*` keys llama-quantize records (replacing any the input carried).
-fn add_imatrix_metadata(kv: &mut Vec<(String, Value)>, path: &Path, imatrix: &Imatrix) {
-    kv.retain(|(k, _)| !k.starts_with(keys::imatrix::PREFIX));
-    // llama.cpp keeps at most 127 bytes of these strings.
-    let clip = |s: &str| {
-        let mut end = s.len().min(127);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        Value::String(s[..end].to_string())
-    };
-    kv.push((keys::imatrix::FILE.into(), clip(&path.to_string_lossy())));
-    if let Some(d) = imatrix.datasets.first() {
-        kv.push((keys::imatrix::DATASET.into(), clip(d)));
-    }
-    kv.push((
-        keys::imatrix::ENTRIES_COUNT.into(),
-        Value::U32(imatrix.entries.len() as u32),
-    ));
-    if let Some(n) = imatrix.chunks.filter(|&n| n > 0) {
-        kv.push((keys::imatrix::CHUNKS_COUNT.into(), Value::U32(n)));
-    }
-}
-
 enum TensorError {
     Io(std::io::Error),
     Data(String),
@@ -273,7 +182,7 @@ enum TensorError {
 /// written in order, so the output does not depend on the thread count.
 fn convert_tensor<W: Write + Send>(
     tensor: &SourceTensor,
-    plan: &TensorPlan,
+    target: &TensorTarget,
     importance: Option<&[f32]>,
     opts: &ConvertOptions,
     writer: &mut GgufWriter<W>,
@@ -288,7 +197,7 @@ fn convert_tensor<W: Write + Send>(
         .max(1);
     let encoder = ChunkEncoder {
         tensor,
-        plan,
+        target,
         importance,
         allow_nonfinite: opts.allow_nonfinite,
         quant_mode: opts.quant_mode,
@@ -327,7 +236,7 @@ fn convert_tensor<W: Write + Send>(
 /// `rows_per_task` rows; each worker reuses one f32 buffer.
 struct ChunkEncoder<'a> {
     tensor: &'a SourceTensor,
-    plan: &'a TensorPlan,
+    target: &'a TensorTarget,
     importance: Option<&'a [f32]>,
     allow_nonfinite: bool,
     quant_mode: QuantMode,
@@ -336,16 +245,16 @@ struct ChunkEncoder<'a> {
 
 impl ChunkEncoder<'_> {
     fn row_len(&self) -> usize {
-        *self.plan.shape.last().unwrap_or(&1)
+        *self.target.shape.last().unwrap_or(&1)
     }
 
     /// Output bytes of one source row (a row of the reader may hold several GGUF rows).
     fn out_row_bytes(&self) -> usize {
         let row_len = self.row_len();
-        self.plan
+        self.target
             .ty
             .row_bytes(row_len)
-            .expect("plan checked block fit")
+            .expect("the policy checked the block fit")
             * (self.tensor.reader.cols() / row_len)
     }
 
@@ -357,7 +266,7 @@ impl ChunkEncoder<'_> {
     ) -> std::result::Result<(), TensorError> {
         let (cols, row_len) = (self.tensor.reader.cols(), self.row_len());
         let out_row_bytes = self.out_row_bytes();
-        let gguf_row_bytes = self.plan.ty.row_bytes(row_len).expect("checked");
+        let gguf_row_bytes = self.target.ty.row_bytes(row_len).expect("checked");
         out[..n * out_row_bytes]
             .par_chunks_mut(self.rows_per_task * out_row_bytes)
             .enumerate()
@@ -373,7 +282,7 @@ impl ChunkEncoder<'_> {
                     .zip(dst.chunks_exact_mut(gguf_row_bytes))
                 {
                     llq_kernels::codec::quantize_row_mode(
-                        self.plan.ty,
+                        self.target.ty,
                         src,
                         dst,
                         self.importance,

@@ -2,9 +2,11 @@
 //! `tokenizer.model` (or a Llama 3 `tokenizer.json`). Q/K rows are un-permuted to GGUF's interleaved
 //! rotary layout.
 
-use super::{collect_tensors, folder_name, load_tokenizer, Found, OpenOptions, Source, SourceKind};
+use super::rope::{add_rope_freqs, Llama3Rope};
+use super::tensor_names::{self, Naming};
+use super::{collect_tensors, folder_name, Found, OpenOptions, Source, SourceKind, SourceMetadata};
 use crate::error::{Error, Result};
-use crate::model::{self, Naming};
+use crate::tokenizer;
 use llq_formats::params::HfConfig;
 use llq_formats::{safetensors, MappedTensors};
 use std::collections::BTreeMap;
@@ -91,14 +93,14 @@ fn open_files(dir: &Path, files: &[PathBuf], opts: &OpenOptions) -> Result<Sourc
             t.reader = t.reader.clone().unpermute_rotary(heads);
         }
     }
-    let meta = load_tokenizer(dir, &hp)?;
+    let metadata = SourceMetadata::Build(tokenizer::folder::load(dir, &hp)?);
     let rope = llama3_rope(&config_path)?;
-    super::add_rope_freqs(dir, &hp, &meta, rope, opts, &mut tensors)?;
+    add_rope_freqs(dir, &hp, &metadata, rope, opts, &mut tensors)?;
     Ok(Source {
         path: dir.to_path_buf(),
         kind: SourceKind::HuggingFace { files: files.len() },
         name: folder_name(dir),
-        meta,
+        metadata,
         hparams: hp,
         tensors,
     })
@@ -107,10 +109,10 @@ fn open_files(dir: &Path, files: &[PathBuf], opts: &OpenOptions) -> Result<Sourc
 /// Add a file's tensors under their GGUF names; a name seen in two files is an error.
 fn add_tensors(file: &Arc<MappedTensors>, found: &mut BTreeMap<String, Found>) -> Result<()> {
     for t in &file.tensors {
-        if model::is_ignored(&t.name) {
+        if tensor_names::is_ignored(&t.name) {
             continue;
         }
-        let gguf = model::gguf_name(Naming::HuggingFace, &t.name)
+        let gguf = tensor_names::gguf_name(Naming::HuggingFace, &t.name)
             .ok_or_else(|| Error::file(&file.path, format!("unexpected tensor {}", t.name)))?;
         if let Some(prev) = found.get(&gguf) {
             return Err(Error::file(
@@ -144,7 +146,7 @@ fn rotary_heads(gguf_name: &str, hp: &llq_formats::params::Hyperparams) -> Optio
 
 /// Llama 3.1 RoPE scaling in config.json, if any: `rope_scaling` (transformers 4) or
 /// `rope_parameters` (transformers 5) of type "llama3"; type "default" means none.
-fn llama3_rope(config_path: &Path) -> Result<Option<super::Llama3Rope>> {
+fn llama3_rope(config_path: &Path) -> Result<Option<Llama3Rope>> {
     let text = std::fs::read_to_string(config_path)
         .map_err(|e| Error::io(config_path, "cannot read", e))?;
     let v: serde_json::Value = serde_json::from_str(&text)
@@ -170,13 +172,13 @@ fn llama3_rope(config_path: &Path) -> Result<Option<super::Llama3Rope>> {
             ))
         }
     }
-    let d = super::Llama3Rope::default();
+    let d = Llama3Rope::default();
     let num = |k: &str, default: f32| {
         rs.get(k)
             .and_then(|x| x.as_f64())
             .map_or(default, |x| x as f32)
     };
-    Ok(Some(super::Llama3Rope {
+    Ok(Some(Llama3Rope {
         factor: num("factor", d.factor),
         low_freq_factor: num("low_freq_factor", d.low_freq_factor),
         high_freq_factor: num("high_freq_factor", d.high_freq_factor),

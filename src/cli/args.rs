@@ -1,0 +1,206 @@
+//! Parsers for the values the commands share (types, sizes, overrides) and the quantization
+//! options of `convert` and `quantize`. Errors are plain strings: clap reports them as usage
+//! errors (exit code 2) naming the flag.
+
+use crate::error::{Error, Result};
+use crate::quantize::policy::{can_hold_weights, Policy, TypeOverride};
+use crate::quantize::ConvertOptions;
+use clap::{Args, ValueEnum};
+use llq_kernels::codec::QuantMode;
+use llq_types::{FileType, GgmlType};
+use std::path::PathBuf;
+
+/// A file type by name, case-insensitive (`q4_k_m` = `Q4_K_M`).
+pub fn file_type(name: &str) -> std::result::Result<FileType, String> {
+    FileType::from_name(name)
+        .ok_or_else(|| format!("unknown type {name:?}; valid types: {}", file_type_names()))
+}
+
+/// Every file type's name, for help texts and errors.
+pub fn file_type_names() -> String {
+    FileType::all()
+        .map(FileType::name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A tensor type that can hold weights, by name, case-insensitive.
+pub fn tensor_type(name: &str) -> std::result::Result<GgmlType, String> {
+    GgmlType::from_name(name)
+        .filter(|&t| can_hold_weights(t))
+        .ok_or_else(|| {
+            let names: Vec<_> = GgmlType::all()
+                .filter(|&t| can_hold_weights(t))
+                .map(GgmlType::name)
+                .collect();
+            format!("unknown tensor type {name:?}; valid: {}", names.join(", "))
+        })
+}
+
+/// `PATTERN=TYPE`, as llama-quantize's `--tensor-type`: tensors whose GGUF name contains a
+/// match of the regex PATTERN get TYPE.
+pub fn type_override(spec: &str) -> std::result::Result<TypeOverride, String> {
+    let (pattern, ty) = spec
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{spec:?}: expected PATTERN=TYPE"))?;
+    let pattern = regex::Regex::new(pattern).map_err(|e| format!("{spec:?}: bad pattern: {e}"))?;
+    Ok(TypeOverride {
+        pattern,
+        ty: tensor_type(ty)?,
+    })
+}
+
+/// "8GiB", "512MiB", "8GB", "1.5G", "123456" (bytes) → bytes. G/M/K alone are binary units.
+pub fn bytes(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let x: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 8GiB, 512MB)"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024f64.powi(2),
+        "g" | "gib" => 1024f64.powi(3),
+        "t" | "tib" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ))
+        }
+    };
+    Ok((x * mult).round() as u64)
+}
+
+/// A count of at least 1 (chunks, …).
+pub fn count(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?}: expected a whole number of at least 1")),
+    }
+}
+
+/// How `--imatrix` steers the rounding.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Mode {
+    /// llama-quantize's rounding, byte for byte.
+    Ggml,
+    /// Same block layouts, each block rescaled so that its importance-weighted gain is 1.
+    Unbiased,
+}
+
+/// Options shared by convert and quantize.
+#[derive(Args, Debug)]
+pub struct QuantArgs {
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Quantize every weight to the base type (no per-tensor mix rules).
+    #[arg(long)]
+    pure: bool,
+    /// Override types of tensors whose name matches a regex: PATTERN=TYPE (repeatable).
+    #[arg(long = "tensor-type", value_name = "PATTERN=TYPE", value_parser = type_override)]
+    tensor_types: Vec<TypeOverride>,
+    /// Type of output.weight.
+    #[arg(long, value_name = "TYPE", value_parser = tensor_type)]
+    output_tensor_type: Option<GgmlType>,
+    /// Type of token_embd.weight.
+    #[arg(long, value_name = "TYPE", value_parser = tensor_type)]
+    token_embedding_type: Option<GgmlType>,
+    /// Keep NaN/Inf weights instead of refusing the input.
+    #[arg(long)]
+    allow_nonfinite: bool,
+    /// llama.cpp importance matrix (llama-imatrix's legacy .dat or GGUF output) weighting the
+    /// rounding of quantized tensors as llama-quantize does; also gives ffn_down more bits in
+    /// Q4_0/Q5_0 files. Entries are matched by GGUF tensor name: an entry whose size is not the
+    /// tensor's row length is an error (token_embd.weight: warning), tensors without an entry
+    /// and entries without a tensor are warnings, and no matching entry at all is an error.
+    #[arg(long, value_name = "FILE")]
+    imatrix: Option<PathBuf>,
+    /// How --imatrix steers the rounding: `ggml` (default) is llama-quantize's, byte for byte;
+    /// `unbiased` keeps the block layouts (any GGUF reader loads the file) but rescales each
+    /// block so that its importance-weighted gain is 1 instead of ggml's shrink, after refining
+    /// Q4_0/Q5_0 levels. Needs --imatrix.
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_enum,
+        ignore_case = true,
+        default_value = "ggml"
+    )]
+    quant_mode: Mode,
+    /// Also write the per-type report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl QuantArgs {
+    /// The conversion these flags ask for, to `file_type`.
+    pub fn options(&self, file_type: FileType, allow_requantize: bool) -> Result<ConvertOptions> {
+        let quant_mode = match self.quant_mode {
+            Mode::Ggml => QuantMode::Ggml,
+            Mode::Unbiased if self.imatrix.is_none() => {
+                return Err(Error::Usage(
+                    "--quant-mode unbiased changes only importance-weighted rounding: \
+                     it needs --imatrix"
+                        .into(),
+                ))
+            }
+            Mode::Unbiased => QuantMode::Unbiased,
+        };
+        let policy = Policy {
+            pure: self.pure,
+            overrides: self.tensor_types.clone(),
+            output_type: self.output_tensor_type,
+            token_embedding_type: self.token_embedding_type,
+            ..Policy::new(file_type)
+        };
+        Ok(ConvertOptions {
+            overwrite: self.force,
+            allow_nonfinite: self.allow_nonfinite,
+            allow_requantize,
+            progress: !self.quiet,
+            imatrix: self.imatrix.clone(),
+            quant_mode,
+            ..ConvertOptions::new(policy)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(bytes("8GiB"), Ok(8 << 30));
+        assert_eq!(bytes("1.5G"), Ok(3 << 29));
+        assert_eq!(bytes("4GB"), Ok(4_000_000_000));
+        assert_eq!(bytes("3500MB"), Ok(3_500_000_000));
+        assert_eq!(bytes("123456"), Ok(123_456));
+        assert!(bytes("8 parsecs").is_err());
+        assert!(bytes("lots").is_err());
+    }
+
+    #[test]
+    fn names_parse_case_insensitively() {
+        assert_eq!(file_type("q4_k_m"), Ok(FileType::Q4_K_M));
+        assert!(file_type("q4_k_x").unwrap_err().contains("Q4_K_M"));
+        assert_eq!(tensor_type("q8_0"), Ok(GgmlType::Q8_0));
+        assert!(tensor_type("q8_k").is_err(), "activation-only");
+        let o = type_override("attn_v=Q6_K").unwrap();
+        assert_eq!(o.ty, GgmlType::Q6_K);
+        assert!(o.pattern.is_match("blk.3.attn_v.weight"));
+        assert!(type_override("attn_v").is_err());
+    }
+}
