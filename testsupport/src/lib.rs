@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod pth_writer;
 mod rng;
 pub use rng::Rng;
 

@@ -3,23 +3,14 @@
 //! Needs LLQ_PYTHON (an interpreter with `sentencepiece`) and LLQ_SHARED (the shared folder).
 
 use llq_formats::sentencepiece;
+use llq_testsupport::{python, shared};
 use llq_types::TokenType;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn env_path(var: &str) -> Option<PathBuf> {
-    match std::env::var_os(var) {
-        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
-        _ => {
-            println!("SKIPPED: {var} not set");
-            None
-        }
-    }
-}
-
 fn python_dump(python: &Path, model: &Path) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/py/spm_dump.py");
+    let script = llq_testsupport::workspace_root().join("tests/py/spm_dump.py");
     let out = Command::new(python)
         .arg(&script)
         .arg(model)
@@ -91,7 +82,7 @@ fn compare_with_python(python: &Path, model_path: &Path) -> sentencepiece::SpmMo
 
 #[test]
 fn llama2_matches_python_sentencepiece() {
-    let (Some(python), Some(shared)) = (env_path("LLQ_PYTHON"), env_path("LLQ_SHARED")) else {
+    let (Some(python), Some(shared)) = (python(), shared()) else {
         return;
     };
     let model = compare_with_python(&python, &shared.join("tokenizers/llama2/tokenizer.model"));
@@ -101,17 +92,12 @@ fn llama2_matches_python_sentencepiece() {
     assert!(model.byte_fallback);
 }
 
-/// The tokenizer trained for the tiny-llama fixture, once generated.
+/// The tokenizer trained for the tiny-llama fixture.
 #[test]
 fn tiny_llama_fixture_matches_python_sentencepiece() {
-    let Some(python) = env_path("LLQ_PYTHON") else {
+    let Some(python) = python() else {
         return;
     };
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tiny-llama/hf/tokenizer.model");
-    if !path.exists() {
-        println!("SKIPPED: {} not generated", path.display());
-        return;
-    }
+    let path = llq_testsupport::workspace_root().join("fixtures/tiny-llama/hf/tokenizer.model");
     compare_with_python(&python, &path);
 }

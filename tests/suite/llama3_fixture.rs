@@ -4,9 +4,7 @@
 //! llama3) holding the same bf16 weights. Checked against the generator's transformers fp32
 //! logits and RoPE divisors, and tiktoken's ids; plus `--rope-scaling-factor` and its errors.
 
-mod common;
-
-use common::{
+use crate::common::{
     fixture, llama_cpp_logits, llq_fails, llq_ok, max_abs_diff, python, read_f32, root, s,
 };
 use llq::Model;

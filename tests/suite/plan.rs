@@ -1,8 +1,6 @@
 //! `llq plan`: every file type's size is exactly what `llq convert` writes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn plan_rows(src: &str, extra: &[&str]) -> Vec<serde_json::Value> {
     let mut args = vec!["plan", src, "--json", "--ctx", "512", "--ram", "20MiB"];

@@ -17,7 +17,7 @@ use llq_formats::{pth, safetensors, sentencepiece, tiktoken, tokenizer_json};
 use llq_types::GgmlType;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 // ---- allocation accounting: peak live bytes on the current thread while a target runs ----
@@ -286,7 +286,7 @@ fn target_imatrix(bytes: &[u8]) -> Result<(), String> {
 // ---- seeds ----
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    llq_testsupport::workspace_root()
 }
 
 fn read(rel: &str) -> Vec<u8> {
@@ -558,26 +558,4 @@ fn fuzz_tokenizer_json() {
 #[test]
 fn fuzz_imatrix() {
     fuzz("imatrix");
-}
-
-/// Every input once found to crash a parser, replayed (`tests/data/fuzz/<target>/*`).
-#[test]
-fn fuzz_regressions() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz");
-    let Ok(dirs) = std::fs::read_dir(&root) else {
-        return;
-    };
-    let mut failures = Vec::new();
-    for d in dirs {
-        let d = d.unwrap();
-        let name = d.file_name().to_string_lossy().into_owned();
-        let f = target_fn(&name);
-        for file in std::fs::read_dir(d.path()).unwrap() {
-            let input = std::fs::read(file.unwrap().path()).unwrap();
-            if let Err(e) = check_one(&name, f, &input) {
-                failures.push(e);
-            }
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1,52 +1,27 @@
 //! llq's GGUF reader and writer against the reference implementation, gguf-py.
 //!
 //! Needs `LLQ_PYTHON`: a python with the `gguf` package and numpy. The llama.cpp-written file is
-//! found through `LLQ_SHARED` (the shared folder). Tests whose variable is unset print a
-//! `SKIPPED:` line and pass.
+//! found through `LLQ_SHARED` (the shared folder). A test whose reference is missing follows
+//! `llq_testsupport::missing`.
 
 use llq_formats::gguf::{layout, Array, GgufFile, GgufWriter, TensorSpec, Value, ALIGNMENT_KEY};
+use llq_testsupport::{python, shared};
 use llq_types::GgmlType;
 use serde_json::{json, Value as Json};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn env_path(var: &str, what: &str) -> Option<PathBuf> {
-    let value = std::env::var_os(var).map(PathBuf::from);
-    if value.is_none() {
-        println!("SKIPPED: {var} not set ({what})");
-    }
-    value
-}
-
-fn python() -> Option<PathBuf> {
-    env_path(
-        "LLQ_PYTHON",
-        "path to a python with the gguf package and numpy",
-    )
-}
 
 fn tiny_llama() -> Option<PathBuf> {
-    let shared = env_path("LLQ_SHARED", "path to the shared folder")?;
-    Some(shared.join("gguf/llama-2-tiny-random.gguf"))
+    Some(shared()?.join("gguf/llama-2-tiny-random.gguf"))
 }
 
-/// Run `tests/py/<script>` and return its stdout, failing with its stderr.
+/// Run `tests/py/<script>` on files; its stdout.
 fn run_py(python: &Path, script: &str, args: &[&Path]) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let script = root.join("tests/py").join(script);
-    let out = Command::new(python)
-        .arg(&script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{} failed: {stderr}",
-        script.display()
-    );
-    String::from_utf8(out.stdout).expect("python printed non-UTF-8")
+    let args: Vec<&str> = args
+        .iter()
+        .map(|p| p.to_str().expect("utf-8 path"))
+        .collect();
+    llq_testsupport::run_py(python, script, &args)
 }
 
 fn gguf_py_dump(python: &Path, file: &Path) -> Json {

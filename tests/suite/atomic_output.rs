@@ -3,9 +3,7 @@
 //! (A poisoned NaN tensor is covered by `bad_input::nonfinite_weights_name_the_tensor`.)
 #![cfg(unix)]
 
-mod common;
-
-use common::{fixture, s};
+use crate::common::{fixture, s};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;

@@ -1,6 +1,5 @@
 //! A minimal writer of torch-shaped `.pth` files (STORED zip + protocol 2 pickle), shared by
 //! the hostile-input tests and the shard split → merge property test.
-#![allow(dead_code)] // each test crate uses a different subset
 
 /// One zip member. `method` and `flags` go into both headers unchanged.
 pub struct Member {

@@ -5,7 +5,6 @@
 // In a `pth` module so `cargo test -p llq-formats pth` selects these tests.
 mod pth {
     use llq_formats::{pth, DType, MappedTensors};
-    use std::path::PathBuf;
 
     const DIM: usize = 256;
     const LAYERS: usize = 4;
@@ -16,7 +15,7 @@ mod pth {
     const FFN: usize = 416;
 
     fn open(rel: &str) -> MappedTensors {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tiny-llama");
+        let root = llq_testsupport::workspace_root().join("fixtures/tiny-llama");
         pth::open(&root.join(rel)).unwrap()
     }
 

@@ -2,9 +2,9 @@
 //! perplexity dumped by the fixture generator, and llama.cpp (llama-cpp-python) on the same
 //! quantized files.
 
-mod common;
-
-use common::{fixture, heldout_text, llq, llq_ok, max_abs_diff, python, read_f32, run_py, s};
+use crate::common::{
+    fixture, heldout_text, llq, llq_ok, max_abs_diff, python, read_f32, run_py, s,
+};
 use llq::Model;
 use llq::{KvCache, Logits, Session};
 use serde_json::Value as Json;

@@ -110,13 +110,7 @@ fn small_model_expected() -> SpmModel {
 }
 
 fn shared_file(rel: &str) -> Option<PathBuf> {
-    match std::env::var_os("LLQ_SHARED") {
-        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir).join(rel)),
-        _ => {
-            println!("SKIPPED: LLQ_SHARED not set");
-            None
-        }
-    }
+    Some(llq_testsupport::shared()?.join(rel))
 }
 
 // ---- well-formed models ---------------------------------------------------------------------

@@ -2,14 +2,9 @@
 //! exactly the tensors of the unsplit checkpoint, for random weights, shapes and shard counts,
 //! in the LLaMA 1/2 layout and in Llama 3's (embeddings split on rows).
 
-mod common;
-
-#[path = "../formats/tests/support/pth_writer.rs"]
-mod pth_writer;
-
-use common::{fixture, llq_ok, root, s};
+use crate::common::{fixture, llq_ok, root, s};
 use llq_formats::gguf::GgufFile;
-use pth_writer::{checkpoint, spec, state_dict};
+use llq_testsupport::pth_writer::{checkpoint, spec, state_dict};
 use std::path::Path;
 
 /// How a tensor is split across shards: on rows, on columns, or copied to every shard.

@@ -3,9 +3,7 @@
 //! `gguf.quants.quantize`, and every file type loading and running in llama.cpp with logits
 //! close to the F32 file's (which in turn match the fixture's transformers reference).
 
-mod common;
-
-use common::{fixture, llq_ok, python, read_f32, run_py, s, shared};
+use crate::common::{fixture, llq_ok, python, read_f32, run_py, s, shared};
 use llq_formats::gguf::GgufFile;
 use llq_types::GgmlType;
 use serde_json::Value as Json;

@@ -2,9 +2,7 @@
 //! index against its shards. A damaged folder is refused with one line naming the file, and
 //! `convert --verify` then writes nothing.
 
-mod common;
-
-use common::{fixture, llq, llq_ok, s};
+use crate::common::{fixture, llq, llq_ok, s};
 use md5::{Digest, Md5};
 use std::path::{Path, PathBuf};
 

@@ -8,9 +8,7 @@
 //! keep repeated and leading spaces (the dummy prefix is added before them, so a line starting
 //! with a space begins with "▁▁"), and fall back to byte pieces.
 
-mod common;
-
-use common::{fixture, llq_fails, llq_ok, python, run_py, s, shared};
+use crate::common::{fixture, llq_fails, llq_ok, python, run_py, s, shared};
 use llq::Tokenizer;
 use llq_formats::gguf::{GgufFile, GgufWriter, Value};
 use std::path::{Path, PathBuf};

@@ -5,9 +5,7 @@
 //! with the real Llama 3 tokenizer from LLQ_SHARED for the corpus test, with a small tiktoken
 //! file written here for the error tests.
 
-mod common;
-
-use common::{llama_cpp_logits, llq_fails, llq_ok, max_abs_diff, python, run_py, s, shared};
+use crate::common::{llama_cpp_logits, llq_fails, llq_ok, max_abs_diff, python, run_py, s, shared};
 use llq::Tokenizer;
 use llq_formats::gguf::{GgufFile, Value};
 use std::path::{Path, PathBuf};
@@ -266,7 +264,9 @@ fn llama3_fixture_logits_match_llama_cpp() {
 /// The committed fixture's Llama 3 tokenizer in its two forms: tiktoken `tokenizer.model`
 /// (Meta folder) and transformers' `tokenizer.json` (HF folder).
 fn tiny_llama3(form: &str) -> PathBuf {
-    common::root().join("fixtures/tiny-llama3").join(form)
+    crate::common::root()
+        .join("fixtures/tiny-llama3")
+        .join(form)
 }
 
 /// The `tokenizer.*` keys of a GGUF, in file order.

@@ -4,9 +4,7 @@
 //! ggml's own imatrix rounding (the default mode, byte-identical to llama-quantize, see
 //! tests/imatrix.rs) does not lower KLD on this model (figures in README.md, `llq imatrix`).
 
-mod common;
-
-use common::{corpus_split, fixture, llq_ok, s};
+use crate::common::{corpus_split, fixture, llq_ok, s};
 use std::path::{Path, PathBuf};
 
 /// Training chunks of 512 tokens the imatrix is computed from.
@@ -110,7 +108,7 @@ fn unbiased_mode_needs_an_imatrix() {
     ] {
         let mut all = vec!["quantize", s(&f32), s(&out), "q4_0"];
         all.extend(args);
-        let run = common::llq_fails(&all, needle);
+        let run = crate::common::llq_fails(&all, needle);
         assert_eq!(run.status.code(), Some(2));
         assert!(!out.exists());
     }
@@ -120,7 +118,7 @@ fn unbiased_mode_needs_an_imatrix() {
 /// the 64 held-out positions of the fixture reference stay close to the F32 file's.
 #[test]
 fn unbiased_files_run_in_llama_cpp() {
-    let Some(python) = common::python() else {
+    let Some(python) = crate::common::python() else {
         return;
     };
     let Some((text, _)) = corpus_split() else {
@@ -145,7 +143,7 @@ fn unbiased_files_run_in_llama_cpp() {
         .map(|v| v.as_u64().unwrap() as u32)
         .collect();
     let scratch = dir.path().join("logits.f32");
-    let want = common::llama_cpp_logits(&python, &f32, &ids, &scratch);
+    let want = crate::common::llama_cpp_logits(&python, &f32, &ids, &scratch);
     let argmax = |row: &[f32]| {
         (0..row.len())
             .max_by(|&a, &b| row[a].total_cmp(&row[b]))
@@ -154,7 +152,7 @@ fn unbiased_files_run_in_llama_cpp() {
     for ty in ["q4_0", "q4_k_m", "q2_k"] {
         let imatrix = ["--imatrix", s(&dat), "--quant-mode", "unbiased"];
         let q = quantize(dir.path(), &f32, ty, "unbiased", &imatrix);
-        let got = common::llama_cpp_logits(&python, &q, &ids, &scratch);
+        let got = crate::common::llama_cpp_logits(&python, &q, &ids, &scratch);
         assert_eq!(got.len(), want.len(), "{ty}");
         assert!(got.iter().all(|v| v.is_finite()), "{ty}: non-finite logits");
         let same = got
@@ -162,7 +160,7 @@ fn unbiased_files_run_in_llama_cpp() {
             .zip(want.chunks_exact(512))
             .filter(|(a, b)| argmax(a) == argmax(b))
             .count();
-        let diff = common::max_abs_diff(&got, &want);
+        let diff = crate::common::max_abs_diff(&got, &want);
         println!(
             "{ty}: llama.cpp top-1 equal to F32 at {same}/64 positions, max |Δlogit| {diff:.3}"
         );

@@ -1,9 +1,7 @@
 //! Bad input: each case exits non-zero with one line naming the file and the problem, leaves
 //! no output (nor a temporary file), and never panics.
 
-mod common;
-
-use common::{fixture, llq, llq_ok, s, shared};
+use crate::common::{fixture, llq, llq_ok, s, shared};
 use std::path::{Path, PathBuf};
 
 /// A scratch copy of a fixture folder that a test may damage.

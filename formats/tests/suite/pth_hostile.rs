@@ -3,13 +3,10 @@
 //! never execute a global, and never panic.
 
 // In a `pth` module so `cargo test -p llq-formats pth` selects these tests.
-#[path = "support/pth_writer.rs"]
-mod pth_writer;
-
 mod pth {
-    use super::pth_writer::*;
     use llq_formats::pth;
     use llq_formats::MappedTensors;
+    use llq_testsupport::pth_writer::*;
     use std::path::Path;
 
     fn open_bytes(bytes: &[u8]) -> Result<MappedTensors, String> {

@@ -2,9 +2,7 @@
 //! llama.cpp's logits (llama-cpp-python) of the same GGUFs on the same chunk, the gates set the
 //! exit code, and bad inputs are refused with exit code 2.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 const CTX: &str = "128";

@@ -4,9 +4,7 @@
 //! against the RMS-normed embeddings computed here, and for every matrix (output.weight too)
 //! against a numpy forward pass (tests/py/imatrix_reference.py).
 
-mod common;
-
-use common::{fixture, llq_ok, python, quantize_with_imatrix_like_llama_cpp, run_py, s};
+use crate::common::{fixture, llq_ok, python, quantize_with_imatrix_like_llama_cpp, run_py, s};
 use llq::Tokenizer;
 use llq_formats::gguf::GgufFile;
 use llq_formats::imatrix::{Imatrix, LegacyImatrix};
@@ -32,7 +30,7 @@ fn f32_model(dir: &Path) -> PathBuf {
 
 /// Calibration text that needs no outside data: the repository's README.
 fn text() -> PathBuf {
-    common::root().join("README.md")
+    crate::common::root().join("README.md")
 }
 
 fn imatrix(model: &Path, out: &Path, extra: &[&str]) -> Vec<u8> {

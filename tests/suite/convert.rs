@@ -1,9 +1,7 @@
 //! `llq convert` on the fixture model, checked against independent references: the torch
 //! tensors' hashes dumped by the generator, gguf-py, gguf-rs and sentencepiece.
 
-mod common;
-
-use common::{fixture, llq_ok, python, run_py, s, shared};
+use crate::common::{fixture, llq_ok, python, run_py, s, shared};
 use llq_formats::gguf::{Array, GgufFile, Value};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};

@@ -1,9 +1,7 @@
 //! `--imatrix FILE`: the weighted rounding equals ggml's own quantizer given the same weights,
 //! and an imatrix that does not fit the model (or is not an imatrix) is refused before OUT exists.
 
-mod common;
-
-use common::{fixture, llq, python, quantize_with_imatrix_like_llama_cpp, run_py, s};
+use crate::common::{fixture, llq, python, quantize_with_imatrix_like_llama_cpp, run_py, s};
 use llq_formats::gguf::GgufFile;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +9,7 @@ use std::path::{Path, PathBuf};
 fn f32_model(dir: &Path) -> PathBuf {
     let out = dir.join("f32.gguf");
     let hf = fixture("hf");
-    common::llq_ok(&["convert", s(&hf), "-o", s(&out), "-t", "f32", "--quiet"]);
+    crate::common::llq_ok(&["convert", s(&hf), "-o", s(&out), "-t", "f32", "--quiet"]);
     out
 }
 
@@ -193,7 +191,7 @@ fn imatrix_changes_the_q4_0_mix_like_llama_quantize() {
         let out = dir.path().join(out);
         let mut args = vec!["quantize", s(&model), s(&out), "q4_0", "--quiet"];
         args.extend(extra);
-        common::llq_ok(&args);
+        crate::common::llq_ok(&args);
         let q = GgufFile::open(&out).unwrap();
         let ty = |name: &str| q.tensor(name).unwrap().ty.name().to_string();
         (ty("blk.0.ffn_down.weight"), ty("blk.1.ffn_down.weight"))
