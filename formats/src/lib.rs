@@ -11,6 +11,7 @@ pub mod safetensors;
 pub mod sentencepiece;
 pub mod tensor;
 pub mod tiktoken;
+pub mod tokenizer_config;
 pub mod tokenizer_json;
 
 pub use error::{Error, Result};

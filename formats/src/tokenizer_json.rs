@@ -1,6 +1,6 @@
-//! Hugging Face `tokenizer.json` files with a BPE model (Llama 3's byte-level BPE among them),
-//! and the bos/eos entries of `config.json` and `tokenizer_config.json`. This module only reads
-//! what the files say; whether a tokenizer can be converted is decided by the caller.
+//! Hugging Face `tokenizer.json` files with a BPE model (Llama 3's byte-level BPE among them).
+//! This module only reads what the files say; whether a tokenizer can be converted is decided by
+//! the caller.
 
 use serde_json::Value;
 
@@ -18,6 +18,16 @@ pub struct TokenizerJson {
     pub normalizer: Option<String>,
     /// The pre-tokenizer's steps, a `Sequence` flattened.
     pub pre_tokenizer: Vec<PreStep>,
+    /// The special tokens the post-processor's `TemplateProcessing` puts before and after a
+    /// single sequence (what decides whether BOS/EOS are added), when it has one.
+    pub template_ends: Option<TemplateEnds>,
+}
+
+/// The special tokens around `$A` in a `TemplateProcessing`'s `single` template.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TemplateEnds {
+    pub first: Option<String>,
+    pub last: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,20 +56,6 @@ pub enum SplitPattern {
     Regex(String),
     /// A literal string to split on.
     String(String),
-}
-
-/// A bos/eos token as a config file gives it: by id, or by its text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TokenRef {
-    Id(u32),
-    Content(String),
-}
-
-/// The bos and eos tokens one config file names.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SpecialTokens {
-    pub bos: Option<TokenRef>,
-    pub eos: Option<TokenRef>,
 }
 
 pub fn parse(bytes: &[u8]) -> Result<TokenizerJson, String> {
@@ -91,6 +87,36 @@ pub fn parse(bytes: &[u8]) -> Result<TokenizerJson, String> {
         added_tokens: added_tokens(&root)?,
         normalizer,
         pre_tokenizer,
+        template_ends: template_ends(root.get("post_processor")),
+    })
+}
+
+/// The first `TemplateProcessing` (alone or in a `Sequence`) whose `single` template has more
+/// than one item, as llama.cpp's converter reads it.
+fn template_ends(post: Option<&Value>) -> Option<TemplateEnds> {
+    let post = post.filter(|p| !p.is_null())?;
+    let processors = match post.get("processors").and_then(Value::as_array) {
+        Some(list) => list.iter().collect::<Vec<_>>(),
+        None => vec![post],
+    };
+    processors.into_iter().find_map(|p| {
+        if p.get("type").and_then(Value::as_str) != Some("TemplateProcessing") {
+            return None;
+        }
+        let single = p.get("single").and_then(Value::as_array)?;
+        if single.len() < 2 {
+            return None;
+        }
+        let special = |item: &Value| {
+            item.get("SpecialToken")
+                .and_then(|s| s.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        Some(TemplateEnds {
+            first: special(&single[0]),
+            last: special(&single[single.len() - 1]),
+        })
     })
 }
 
@@ -242,48 +268,6 @@ fn pre_steps(p: &Value, out: &mut Vec<PreStep>) -> Result<(), String> {
     Ok(())
 }
 
-/// `bos_token_id` / `eos_token_id` of a `config.json` (eos may be a list: the first counts).
-pub fn config_special_tokens(bytes: &[u8]) -> Result<SpecialTokens, String> {
-    let root: Value = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-    let id = |key: &str| -> Result<Option<TokenRef>, String> {
-        let v = match root.get(key) {
-            Some(Value::Array(a)) => a.first(),
-            v => v,
-        };
-        match v {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .and_then(|i| u32::try_from(i).ok())
-                .map(|i| Some(TokenRef::Id(i)))
-                .ok_or_else(|| format!("{key} {v} is not a token id")),
-        }
-    };
-    Ok(SpecialTokens {
-        bos: id("bos_token_id")?,
-        eos: id("eos_token_id")?,
-    })
-}
-
-/// `bos_token` / `eos_token` of a `tokenizer_config.json`: a string or `{"content": …}`.
-pub fn tokenizer_config_special_tokens(bytes: &[u8]) -> Result<SpecialTokens, String> {
-    let root: Value = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-    let content = |key: &str| -> Result<Option<TokenRef>, String> {
-        let v = match root.get(key) {
-            None | Some(Value::Null) => return Ok(None),
-            Some(v) => v,
-        };
-        v.as_str()
-            .or_else(|| v.get("content").and_then(Value::as_str))
-            .map(|s| Some(TokenRef::Content(s.to_string())))
-            .ok_or_else(|| format!("{key} {v} is neither a string nor {{\"content\": …}}"))
-    };
-    Ok(SpecialTokens {
-        bos: content("bos_token")?,
-        eos: content("eos_token")?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,19 +352,20 @@ mod tests {
     }
 
     #[test]
-    fn reads_special_token_configs() {
-        let c = config_special_tokens(br#"{"bos_token_id": 1, "eos_token_id": [7, 8]}"#).unwrap();
-        assert_eq!(c.bos, Some(TokenRef::Id(1)));
-        assert_eq!(c.eos, Some(TokenRef::Id(7)));
-        let c = config_special_tokens(br#"{"bos_token_id": null}"#).unwrap();
-        assert_eq!(c, SpecialTokens::default());
-        assert!(config_special_tokens(br#"{"bos_token_id": "x"}"#).is_err());
-        let t = tokenizer_config_special_tokens(
-            br#"{"bos_token": "<s>", "eos_token": {"content": "</s>", "special": true}}"#,
-        )
-        .unwrap();
-        assert_eq!(t.bos, Some(TokenRef::Content("<s>".into())));
-        assert_eq!(t.eos, Some(TokenRef::Content("</s>".into())));
-        assert!(tokenizer_config_special_tokens(br#"{"bos_token": 3}"#).is_err());
+    fn reads_the_post_processors_template_ends() {
+        let post = r#", "post_processor": {"type": "Sequence", "processors": [
+            {"type": "ByteLevel"},
+            {"type": "TemplateProcessing", "single": [
+                {"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]}]}"#;
+        let t = parse(&file(r#"{"type": "BPE", "vocab": {"a": 0}}"#, post)).unwrap();
+        assert_eq!(
+            t.template_ends,
+            Some(TemplateEnds {
+                first: Some("<s>".into()),
+                last: None
+            })
+        );
+        let t = parse(&file(r#"{"type": "BPE", "vocab": {"a": 0}}"#, "")).unwrap();
+        assert_eq!(t.template_ends, None);
     }
 }

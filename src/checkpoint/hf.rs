@@ -93,7 +93,7 @@ fn open_files(dir: &Path, files: &[PathBuf], opts: &OpenOptions) -> Result<Sourc
             t.reader = t.reader.clone().unpermute_rotary(heads);
         }
     }
-    let metadata = SourceMetadata::Build(tokenizer::folder::load(dir, &hp)?);
+    let metadata = SourceMetadata::Build(tokenizer::folder::load_hugging_face(dir, &hp)?);
     let rope = llama3_rope(&config_path)?;
     add_rope_freqs(dir, &hp, &metadata, rope, opts, &mut tensors)?;
     Ok(Source {

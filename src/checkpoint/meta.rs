@@ -50,7 +50,7 @@ pub(super) fn open(dir: &Path, opts: &OpenOptions) -> Result<Source> {
         );
     }
     let mut tensors = collect_tensors(dir, &hp, found)?;
-    let metadata = SourceMetadata::Build(tokenizer::folder::load(dir, &hp)?);
+    let metadata = SourceMetadata::Build(tokenizer::folder::load_meta(dir, &hp)?);
     let rope = (params.use_scaled_rope == Some(true)).then(Llama3Rope::default);
     add_rope_freqs(dir, &hp, &metadata, rope, opts, &mut tensors)?;
     Ok(Source {

@@ -4,7 +4,7 @@
 use super::rows::{Join, Piece, TensorReader};
 use super::{SourceMetadata, SourceTensor};
 use crate::error::{Error, Result};
-use crate::tokenizer::Vocabulary;
+use crate::tokenizer::{Tokens, Vocabulary};
 use llq_formats::params::Hyperparams;
 use llq_types::GgmlType;
 use std::path::Path;
@@ -109,7 +109,13 @@ pub(super) fn add_rope_freqs(
     if let Some(factor) = opts.rope_scaling_factor {
         rope.factor = factor;
     }
-    if !matches!(metadata, SourceMetadata::Build(Vocabulary::Bpe(_))) {
+    if !matches!(
+        metadata,
+        SourceMetadata::Build(Vocabulary {
+            tokens: Tokens::Bpe(_),
+            ..
+        })
+    ) {
         return Err(Error::file(
             dir,
             format!(

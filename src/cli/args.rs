@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::quantize::policy::{can_hold_weights, Policy, TypeOverride};
 use crate::quantize::ConvertOptions;
+use crate::tokenizer::chat;
 use clap::{Args, ValueEnum};
 use llq_kernels::codec::QuantMode;
 use llq_types::{FileType, GgmlType};
@@ -96,6 +97,20 @@ pub enum Mode {
     Unbiased,
 }
 
+/// `--chat-template`'s help, listing the built-in templates and where each comes from.
+fn chat_template_help() -> String {
+    let builtins: Vec<String> = chat::BUILTINS
+        .iter()
+        .map(|b| format!("{} (from {})", b.name, b.source))
+        .collect();
+    format!(
+        "Chat template to write as tokenizer.chat_template, replacing the source's (Meta \
+         folders have none; a Hugging Face folder's comes from its tokenizer_config.json): a \
+         file of Jinja text, or a built-in one: {}",
+        builtins.join("; ")
+    )
+}
+
 /// Options shared by convert and quantize.
 #[derive(Args, Debug)]
 pub struct QuantArgs {
@@ -136,6 +151,8 @@ pub struct QuantArgs {
         default_value = "ggml"
     )]
     quant_mode: Mode,
+    #[arg(long, value_name = "FILE|NAME", help = chat_template_help())]
+    chat_template: Option<String>,
     /// Also write the per-type report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -172,6 +189,11 @@ impl QuantArgs {
             progress: !self.quiet,
             imatrix: self.imatrix.clone(),
             quant_mode,
+            chat_template: self
+                .chat_template
+                .as_deref()
+                .map(chat::resolve)
+                .transpose()?,
             ..ConvertOptions::new(policy)
         })
     }

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::eval::text::read_text;
+use crate::tokenizer::chat::{self, Message};
 use crate::tokenizer::Tokenizer;
 use clap::Args;
 use std::io::Write;
@@ -29,11 +30,27 @@ pub struct TokenizeArgs {
     /// No BOS (nor EOS, for models that append one): llama.cpp's add_special = false.
     #[arg(long)]
     no_bos: bool,
+    /// The ids of the chat prompt `llq run --chat` evaluates: the prompt as a user turn in the
+    /// model's chat template, special tokens parsed.
+    #[arg(long, requires = "prompt")]
+    chat: bool,
+    /// With --chat: a system message first.
+    #[arg(long, requires = "chat")]
+    system: Option<String>,
 }
 
 pub fn run(a: TokenizeArgs) -> Result<()> {
     let gguf = llq_formats::gguf::GgufFile::open(&a.model)?;
     let tok = Tokenizer::from_gguf(&gguf)?;
+    if a.chat {
+        let mut turns: Vec<Message> = a.system.iter().map(|s| Message::new("system", s)).collect();
+        turns.push(Message::new(
+            "user",
+            a.prompt.as_deref().unwrap_or_default(),
+        ));
+        let ids = chat::prompt_tokens(&tok, &turns).map_err(|m| Error::file(&a.model, m))?;
+        return print_ids(&[ids], a.json);
+    }
     let text = match (&a.prompt, &a.file) {
         (Some(p), _) => p.clone(),
         (None, Some(path)) => read_text(path)?,
@@ -46,13 +63,18 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
     };
     // BOS (and EOS) as the model's add_bos_token / add_eos_token say, unless --no-bos.
     let ids: Vec<Vec<u32>> = lines.iter().map(|l| tok.tokenize(l, !a.no_bos)).collect();
+    print_ids(&ids, a.json)
+}
+
+/// One line of space-separated ids per entry, or one JSON array of arrays.
+fn print_ids(ids: &[Vec<u32>], json: bool) -> Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let write_err = |e| Error::io("<stdout>", "cannot write", e);
-    if a.json {
+    if json {
         let s = serde_json::to_string(&ids).expect("ids serialize");
         writeln!(out, "{s}").map_err(write_err)?;
     } else {
-        for line in &ids {
+        for line in ids {
             let strs: Vec<String> = line.iter().map(u32::to_string).collect();
             writeln!(out, "{}", strs.join(" ")).map_err(write_err)?;
         }

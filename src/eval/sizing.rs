@@ -43,7 +43,7 @@ pub fn file_size(source: &Source, ft: FileType) -> Result<(u64, f64)> {
         .map(|t| (t.name.clone(), t.shape.clone()))
         .collect();
     let plans = policy::assign(&source.hparams, &list, &Policy::new(ft))?;
-    let kv = metadata::build(source, ft);
+    let kv = metadata::build(source, ft, None);
     let specs: Vec<TensorSpec> = plans
         .iter()
         .map(|p| TensorSpec {

@@ -19,15 +19,47 @@ fn u32_of(n: usize) -> Value {
 }
 
 /// All key/values of the output file, in a fixed order (the output is deterministic).
-pub fn build(source: &Source, file_type: FileType) -> Vec<Kv> {
+/// `chat_template` replaces the default chat template, whatever the source had.
+pub fn build(source: &Source, file_type: FileType, chat_template: Option<&str>) -> Vec<Kv> {
     match &source.metadata {
         SourceMetadata::Build(vocab) => {
             let mut out = header(&source.name, file_type);
             out.extend(model_keys(&source.hparams));
-            out.extend(gguf_keys::keys(vocab));
+            match chat_template {
+                None => out.extend(gguf_keys::vocabulary_keys(vocab)),
+                Some(t) => {
+                    let mut vocab = vocab.clone();
+                    vocab.specials.set_default_template(t.to_string());
+                    out.extend(gguf_keys::vocabulary_keys(&vocab));
+                }
+            }
             out
         }
-        SourceMetadata::CarryOver(kvs) => carried_over(kvs, file_type),
+        SourceMetadata::CarryOver(kvs) => {
+            let mut out = carried_over(kvs, file_type);
+            if let Some(t) = chat_template {
+                set_chat_template(&mut out, t);
+            }
+            out
+        }
+    }
+}
+
+/// Replace (or add, after the other tokenizer keys) the default chat template.
+pub fn set_chat_template(kvs: &mut Vec<Kv>, template: &str) {
+    let value = Value::String(template.to_string());
+    match kvs
+        .iter_mut()
+        .find(|(k, _)| k == keys::tokenizer::CHAT_TEMPLATE)
+    {
+        Some(kv) => kv.1 = value,
+        None => {
+            let at = kvs
+                .iter()
+                .rposition(|(k, _)| k.starts_with("tokenizer."))
+                .map_or(kvs.len(), |i| i + 1);
+            kvs.insert(at, kv(keys::tokenizer::CHAT_TEMPLATE, value));
+        }
     }
 }
 

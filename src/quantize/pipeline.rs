@@ -34,6 +34,8 @@ pub struct ConvertOptions {
     pub quant_mode: QuantMode,
     /// How the source checkpoint is read (`--rope-scaling-factor`).
     pub source: OpenOptions,
+    /// A chat template replacing the source's default one (`--chat-template`).
+    pub chat_template: Option<String>,
 }
 
 impl ConvertOptions {
@@ -49,6 +51,7 @@ impl ConvertOptions {
             imatrix: None,
             quant_mode: QuantMode::default(),
             source: OpenOptions::default(),
+            chat_template: None,
         }
     }
 }
@@ -80,7 +83,11 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
     let mut policy = opts.policy.clone();
     policy.has_imatrix |= opts.imatrix.is_some();
     let targets = policy::assign(&source.hparams, &list, &policy)?;
-    let mut kv = metadata::build(&source, opts.policy.file_type);
+    let mut kv = metadata::build(
+        &source,
+        opts.policy.file_type,
+        opts.chat_template.as_deref(),
+    );
     // Read and check the imatrix before the output file exists, so a bad one leaves no OUT.
     let (importance, warnings) = match &opts.imatrix {
         None => (vec![None; targets.len()], Vec::new()),

@@ -44,6 +44,11 @@ impl KvCache {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+
+    /// Forget the positions from `len` on (a conversation that continues from a prefix).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
 }
 
 /// Which positions' logits a forward pass returns.

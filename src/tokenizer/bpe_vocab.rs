@@ -13,8 +13,9 @@
 //! "llama-bpe" implement.
 
 use super::gpt2::{byte_to_unicode, bytes_to_gpt2, LLAMA3_PATTERN};
+use super::specials::looks_special;
 use llq_formats::tiktoken::TiktokenRanks;
-use llq_formats::tokenizer_json::{PreStep, SplitPattern, TokenRef, TokenizerJson};
+use llq_formats::tokenizer_json::{PreStep, SplitPattern, TokenizerJson};
 use llq_types::TokenType;
 use std::collections::{HashMap, HashSet};
 
@@ -27,9 +28,6 @@ pub struct BpeVocab {
     pub tokens: Vec<String>,
     pub types: Vec<TokenType>,
     pub merges: Vec<String>,
-    pub bos: u32,
-    pub eos: u32,
-    pub eot: Option<u32>,
 }
 
 /// The names of Meta's Llama 3 / 3.1 special tokens, ids 128000 + i.
@@ -57,28 +55,6 @@ pub fn llama3_special_names() -> Vec<String> {
 }
 
 impl BpeVocab {
-    /// The vocabulary, with end-of-turn = the (last) `<|eot_id|>` token where it has one.
-    fn new(
-        tokens: Vec<String>,
-        types: Vec<TokenType>,
-        merges: Vec<String>,
-        bos: u32,
-        eos: u32,
-    ) -> Self {
-        let eot = tokens
-            .iter()
-            .rposition(|t| t == "<|eot_id|>")
-            .map(|i| i as u32);
-        BpeVocab {
-            tokens,
-            types,
-            merges,
-            bos,
-            eos,
-            eot,
-        }
-    }
-
     /// The GGUF vocabulary of a Llama 3 tiktoken file: its ranks, then Meta's 256 specials.
     /// `n_vocab` is the embedding's row count, which must equal that total.
     pub fn from_tiktoken(ranks: &TiktokenRanks, n_vocab: usize) -> Result<BpeVocab, String> {
@@ -133,23 +109,19 @@ impl BpeVocab {
         tokens.extend(llama3_special_names());
         let mut types = vec![TokenType::Normal; n];
         types.extend(std::iter::repeat_n(TokenType::Control, N_SPECIAL));
-        let id = |name: &str| tokens.iter().rposition(|t| t == name).map(|i| i as u32);
-        let bos = id("<|begin_of_text|>").expect("special names");
-        let eos = id("<|end_of_text|>").expect("special names");
-        Ok(BpeVocab::new(tokens, types, merges, bos, eos))
+        Ok(BpeVocab {
+            tokens,
+            types,
+            merges,
+        })
     }
 }
 
 impl BpeVocab {
     /// The GGUF vocabulary of a Hugging Face `tokenizer.json`: `model.vocab` plus the added
-    /// tokens (special ones as control tokens), its merges as given. `bos` / `eos` are what
-    /// config.json or tokenizer_config.json name; `n_vocab` is the embedding's row count.
-    pub fn from_tokenizer_json(
-        tj: &TokenizerJson,
-        bos: Option<&TokenRef>,
-        eos: Option<&TokenRef>,
-        n_vocab: usize,
-    ) -> Result<BpeVocab, String> {
+    /// tokens (special or special-looking ones as control tokens, as llama.cpp's converter
+    /// types them), its merges as given; `n_vocab` is the embedding's row count.
+    pub fn from_tokenizer_json(tj: &TokenizerJson, n_vocab: usize) -> Result<BpeVocab, String> {
         check_llama3_pre_tokenizer(tj)?;
         // `ignore_merges` is not consulted: "llama-bpe" always takes a piece that is a whole
         // token as that token, as tiktoken (Meta's reference) does.
@@ -178,7 +150,7 @@ impl BpeVocab {
             if !added.insert(t.id) {
                 return Err(format!("added token id {} is given twice", t.id));
             }
-            let ty = if t.special {
+            let ty = if t.special || looks_special(&t.content) {
                 TokenType::Control
             } else {
                 TokenType::UserDefined
@@ -216,28 +188,11 @@ impl BpeVocab {
             }
             merges.push(format!("{l} {r}"));
         }
-        let id = |which: &str, r: Option<&TokenRef>| -> Result<u32, String> {
-            match r {
-                Some(TokenRef::Id(i)) if (*i as usize) < n => Ok(*i),
-                Some(TokenRef::Id(i)) => {
-                    Err(format!("{which} token id {i} is not below the {n} tokens"))
-                }
-                Some(TokenRef::Content(c)) => tokens
-                    .iter()
-                    .position(|t| t == c)
-                    .map(|i| i as u32)
-                    .ok_or_else(|| format!("{which} token {c:?} is not in the vocabulary")),
-                None => Err(format!(
-                    "no {which} token: config.json has no {}_token_id and tokenizer_config.json \
-                     no {}_token",
-                    which.to_lowercase(),
-                    which.to_lowercase()
-                )),
-            }
-        };
-        let bos = id("BOS", bos)?;
-        let eos = id("EOS", eos)?;
-        Ok(BpeVocab::new(tokens, types, merges, bos, eos))
+        Ok(BpeVocab {
+            tokens,
+            types,
+            merges,
+        })
     }
 }
 
@@ -301,7 +256,7 @@ mod tests {
         tokens.push(b"bc".to_vec());
         let v = BpeVocab::from_tiktoken(&TiktokenRanks { tokens }, 259 + 256).unwrap();
         assert_eq!(v.merges, vec!["a b", "a bc", "ab c", "b c"]);
-        assert_eq!(v.bos, 259);
+        assert_eq!(v.tokens[259], "<|begin_of_text|>");
         assert!(BpeVocab::from_tiktoken(&TiktokenRanks { tokens: vec![] }, 5).is_err());
     }
 
@@ -320,7 +275,7 @@ mod tests {
             ignore_merges: true,
             added_tokens: vec![
                 added(258, "<|begin_of_text|>", true),
-                added(259, "<|eot_id|>", true),
+                added(259, "<|eot_id|>", false),
                 added(260, "hello world", false),
             ],
             normalizer: None,
@@ -332,24 +287,23 @@ mod tests {
                 },
                 PreStep::ByteLevel { use_regex: false },
             ],
+            template_ends: None,
         }
     }
 
     #[test]
     fn tokenizer_json_vocab() {
         let tj = tiny_json();
-        let bos = TokenRef::Content("<|begin_of_text|>".into());
-        let v =
-            BpeVocab::from_tokenizer_json(&tj, Some(&bos), Some(&TokenRef::Id(259)), 261).unwrap();
+        let v = BpeVocab::from_tokenizer_json(&tj, 261).unwrap();
         assert_eq!(v.tokens.len(), 261);
         assert_eq!(v.tokens[256], "ab");
         assert_eq!(v.tokens[260], "hello world");
+        // <|eot_id|> is not marked special but looks it, as llama.cpp's converter decides.
         assert_eq!(
             v.types[255..].iter().map(|t| t.id()).collect::<Vec<_>>(),
             [1, 1, 1, 3, 3, 4]
         );
         assert_eq!(v.merges, ["a b", "Ġ a"]);
-        assert_eq!((v.bos, v.eos, v.eot), (258, 259, Some(259)));
         // The runtime accepts the result.
         let printable: Vec<bool> = v.types.iter().map(|&t| t != TokenType::Control).collect();
         super::super::bpe::Bpe::new(&v.tokens, &printable, &v.merges).unwrap();
@@ -360,21 +314,14 @@ mod tests {
         tj.added_tokens[1].id = 258;
         tj.added_tokens[0].id = 259;
         tj.added_tokens.pop();
-        let v =
-            BpeVocab::from_tokenizer_json(&tj, Some(&bos), Some(&TokenRef::Id(0)), 260).unwrap();
+        let v = BpeVocab::from_tokenizer_json(&tj, 260).unwrap();
         assert_eq!(v.tokens[258], "<|eot_id|>");
-        assert_eq!(
-            (v.types[258], v.bos, v.eot),
-            (TokenType::Control, 259, Some(258))
-        );
+        assert_eq!(v.types[258], TokenType::Control);
     }
 
     #[test]
     fn tokenizer_json_refusals() {
-        let bos = TokenRef::Id(258);
-        let conv = |tj: &TokenizerJson, n| {
-            BpeVocab::from_tokenizer_json(tj, Some(&bos), Some(&bos), n).unwrap_err()
-        };
+        let conv = |tj: &TokenizerJson, n| BpeVocab::from_tokenizer_json(tj, n).unwrap_err();
         let tj = tiny_json();
         assert!(conv(&tj, 300).contains("tokenizer has 261 tokens but the embedding has 300 rows"));
         let mut gap = tiny_json();
@@ -401,13 +348,5 @@ mod tests {
         let mut merge = tiny_json();
         merge.merges.push(("b".into(), "a".into()));
         assert!(conv(&merge, 261).contains("model.merges[2]"));
-        let e = BpeVocab::from_tokenizer_json(&tj, None, Some(&bos), 261).unwrap_err();
-        assert!(e.contains("no BOS token: config.json has no bos_token_id"));
-        let far = TokenRef::Id(999);
-        let e = BpeVocab::from_tokenizer_json(&tj, Some(&bos), Some(&far), 261).unwrap_err();
-        assert!(e.contains("EOS token id 999"));
-        let name = TokenRef::Content("</s>".into());
-        let e = BpeVocab::from_tokenizer_json(&tj, Some(&name), Some(&bos), 261).unwrap_err();
-        assert!(e.contains("BOS token \"</s>\" is not in the vocabulary"));
     }
 }

@@ -38,18 +38,29 @@ use llq_formats::gguf::{Array, GgufFile, Value};
 use llq_formats::sentencepiece::SpmModel;
 use llq_types::keys;
 use llq_types::TokenType;
+use specials::Specials;
 use std::collections::HashMap;
 
 mod bpe;
 pub mod bpe_vocab;
+pub mod chat;
 mod decode;
 pub mod folder;
 pub mod gguf_keys;
 mod gpt2;
+pub mod specials;
 mod spm;
 
 /// A checkpoint's vocabulary, as its tokenizer files give it, before it becomes GGUF keys.
-pub enum Vocabulary {
+#[derive(Clone)]
+pub struct Vocabulary {
+    pub tokens: Tokens,
+    pub specials: Specials,
+}
+
+/// The tokens of a vocabulary and how they are merged.
+#[derive(Clone)]
+pub enum Tokens {
     /// A SentencePiece `tokenizer.model` (Llama 1/2).
     SentencePiece(SpmModel),
     /// A byte-level BPE (Llama 3: a tiktoken `tokenizer.model` or a `tokenizer.json`).
@@ -70,6 +81,8 @@ struct Vocab {
     /// Byte-level BPE merges ("gpt2" vocabularies); `None` for SentencePiece.
     merges: Option<Vec<String>>,
     eot: Option<u32>,
+    eom: Option<u32>,
+    chat_template: Option<String>,
 }
 
 pub struct Tokenizer {
@@ -84,6 +97,9 @@ pub struct Tokenizer {
     byte_values: HashMap<u32, u8>,
     /// User-defined pieces, longest first: split out of the text before encoding.
     user_defined: Vec<u32>,
+    /// Control, unknown and user-defined pieces, longest first: split out of the text when
+    /// special tokens are parsed (a rendered chat template).
+    parsed_specials: Vec<u32>,
     bos: u32,
     eos: u32,
     unk: Option<u32>,
@@ -92,14 +108,33 @@ pub struct Tokenizer {
     add_eos: bool,
     /// The byte-level BPE model of a "gpt2" (Llama 3) vocabulary.
     bpe: Option<Box<Bpe>>,
-    /// End of turn (Llama 3 `<|eot_id|>`), also ending generation.
-    eot: Option<u32>,
+    /// Every token that ends generation: EOS, end of turn and of message, and the control
+    /// tokens with an end-of-generation text (llama.cpp's set).
+    eog: Vec<u32>,
+    chat_template: Option<String>,
     /// No piece contains a newline, so no merge crosses one and text can be merged line by
     /// line with the same result (bounding the merge state by the longest line).
     newline_free: bool,
 }
 
 const SPACE: char = '\u{2581}';
+
+/// Texts of control tokens that end generation whatever the ids say, as in llama.cpp's
+/// vocabulary loader (end of text, turn or message of the common chat formats).
+const END_OF_GENERATION: [&str; 12] = [
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end_of_text|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|endoftext|>",
+    "<end_of_turn>",
+    "</s>",
+    "<eos>",
+    "<EOT>",
+    "[EOS]",
+    "<end_of_utterance>",
+];
 
 // llama.cpp's defaults for the "llama" tokenizer when the GGUF has no id keys.
 const DEFAULT_BOS: u32 = 1;
@@ -204,8 +239,11 @@ impl Tokenizer {
                 Some(_) => Err(format!("{key} is not a bool")),
             }
         };
+        let turn_end = |key: &str, text: &str| match get(key) {
+            Some(v) => v.as_u64().and_then(|id| u32::try_from(id).ok()),
+            None => pieces.iter().rposition(|p| p == text).map(|i| i as u32),
+        };
         Tokenizer::new(Vocab {
-            pieces,
             scores,
             types,
             bos: id(keys::tokenizer::BOS_ID, DEFAULT_BOS)?,
@@ -215,10 +253,13 @@ impl Tokenizer {
             add_bos: flag(keys::tokenizer::ADD_BOS, true)?,
             add_eos: flag(keys::tokenizer::ADD_EOS, false)?,
             merges,
-            eot: match get(keys::tokenizer::EOT_ID) {
-                Some(v) => v.as_u64().and_then(|id| u32::try_from(id).ok()),
-                None => None,
-            },
+            // Without the keys, the Llama 3 texts, as llama.cpp guesses them.
+            eot: turn_end(keys::tokenizer::EOT_ID, "<|eot_id|>"),
+            eom: turn_end(keys::tokenizer::EOM_ID, "<|eom_id|>"),
+            chat_template: get(keys::tokenizer::CHAT_TEMPLATE)
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            pieces,
         })
     }
 
@@ -236,6 +277,8 @@ impl Tokenizer {
             add_eos: false,
             merges: None,
             eot: None,
+            eom: None,
+            chat_template: None,
         })
     }
 
@@ -260,6 +303,7 @@ impl Tokenizer {
         let eos = check("EOS", v.eos)?.ok_or("the vocabulary has no EOS token")?;
         let unk = check("unknown", v.unk)?;
         let eot = check("EOT", v.eot)?;
+        let eom = check("EOM", v.eom)?;
         let bpe = match &v.merges {
             Some(merges) => {
                 let printable: Vec<bool> = v
@@ -295,12 +339,30 @@ impl Tokenizer {
                     .and_then(|s| index.get(s).copied())
             });
         }
-        let mut user_defined: Vec<u32> = (0..n as u32)
-            .filter(|&i| v.types[i as usize] == TokenType::UserDefined)
-            .filter(|&i| !v.pieces[i as usize].is_empty())
-            .collect();
-        user_defined.sort_by_key(|&i| std::cmp::Reverse(v.pieces[i as usize].len()));
+        let longest_first = |keep: fn(TokenType) -> bool| {
+            let mut ids: Vec<u32> = (0..n as u32)
+                .filter(|&i| keep(v.types[i as usize]) && !v.pieces[i as usize].is_empty())
+                .collect();
+            ids.sort_by_key(|&i| std::cmp::Reverse(v.pieces[i as usize].len()));
+            ids
+        };
+        let user_defined = longest_first(|t| t == TokenType::UserDefined);
+        let parsed_specials = longest_first(|t| {
+            matches!(
+                t,
+                TokenType::Control | TokenType::UserDefined | TokenType::Unknown
+            )
+        });
         let newline_free = !v.pieces.iter().any(|p| p.contains('\n'));
+        let mut eog: Vec<u32> = (0..n as u32)
+            .filter(|&i| {
+                v.types[i as usize] == TokenType::Control
+                    && END_OF_GENERATION.contains(&v.pieces[i as usize].as_str())
+            })
+            .chain([Some(eos), eot, eom].into_iter().flatten())
+            .collect();
+        eog.sort_unstable();
+        eog.dedup();
         Ok(Tokenizer {
             pieces: v.pieces,
             scores: v.scores,
@@ -309,6 +371,7 @@ impl Tokenizer {
             byte_ids,
             byte_values,
             user_defined,
+            parsed_specials,
             bos,
             eos,
             unk,
@@ -316,7 +379,8 @@ impl Tokenizer {
             add_bos: v.add_bos,
             add_eos: v.add_eos,
             bpe,
-            eot,
+            eog,
+            chat_template: v.chat_template,
             newline_free,
         })
     }
@@ -352,15 +416,31 @@ impl Tokenizer {
         self.types.get(id as usize).copied()
     }
 
-    /// Whether `id` ends generation (EOS).
+    /// Whether `id` ends generation (as llama.cpp's `llama_vocab_is_eog`).
     pub fn is_eog(&self, id: u32) -> bool {
-        id == self.eos || Some(id) == self.eot
+        self.eog.binary_search(&id).is_ok()
+    }
+
+    /// The model's default chat template (`tokenizer.chat_template`), if it has one.
+    pub fn chat_template(&self) -> Option<&str> {
+        self.chat_template.as_deref()
     }
 
     /// Token ids of `text`, with BOS first if `add_bos` (whatever the model's `add_bos_token`;
     /// EOS is never appended): llama.cpp's `llama_tokenize(text, add_special = add_bos,
     /// parse_special = false)` for Llama models. See [`Tokenizer::tokenize`] for the flags.
     pub fn encode(&self, text: &str, add_bos: bool) -> Vec<u32> {
+        self.encode_parts(text, add_bos, &self.user_defined)
+    }
+
+    /// [`Tokenizer::encode`] with special tokens parsed (`parse_special = true`): the text of
+    /// a control, unknown or user-defined token is that token, as in a rendered chat prompt.
+    pub fn encode_special(&self, text: &str, add_bos: bool) -> Vec<u32> {
+        self.encode_parts(text, add_bos, &self.parsed_specials)
+    }
+
+    /// Encode `text` with the tokens `split` (longest first) cut out of it as themselves.
+    fn encode_parts(&self, text: &str, add_bos: bool, split: &[u32]) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_bos {
             out.push(self.bos);
@@ -369,7 +449,7 @@ impl Tokenizer {
             return out;
         }
         if let Some(bpe) = &self.bpe {
-            for fragment in self.split_user_defined(text) {
+            for fragment in self.split_out(text, split) {
                 match fragment {
                     Fragment::Token(id) => out.push(id),
                     Fragment::Text(t) => bpe.encode(t, &mut out),
@@ -378,7 +458,7 @@ impl Tokenizer {
             return out;
         }
         let mut prev_special = true;
-        for fragment in self.split_user_defined(text) {
+        for fragment in self.split_out(text, split) {
             match fragment {
                 Fragment::Token(id) => {
                     out.push(id);
@@ -414,11 +494,12 @@ impl Tokenizer {
         ids
     }
 
-    /// llama.cpp's `tokenizer_st_partition` without `parse_special`: user-defined pieces are
-    /// cut out of the text, longest first, leftmost occurrences first.
-    fn split_user_defined<'t>(&self, text: &'t str) -> Vec<Fragment<'t>> {
+    /// llama.cpp's `tokenizer_st_partition`: the pieces `split` (user-defined ones, or all
+    /// special ones when parsing them) are cut out of the text, longest first, leftmost
+    /// occurrences first.
+    fn split_out<'t>(&self, text: &'t str, split: &[u32]) -> Vec<Fragment<'t>> {
         let mut fragments = vec![Fragment::Text(text)];
-        for &id in &self.user_defined {
+        for &id in split {
             let piece = self.pieces[id as usize].as_str();
             if !text.contains(piece) {
                 continue;
@@ -503,6 +584,8 @@ mod tests {
             add_eos: false,
             merges: None,
             eot: None,
+            eom: None,
+            chat_template: None,
         })
         .unwrap()
     }

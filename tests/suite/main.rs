@@ -6,6 +6,7 @@ mod common;
 
 mod atomic_output;
 mod bad_input;
+mod chat;
 mod compare;
 mod convert;
 mod imatrix;

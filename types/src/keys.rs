@@ -37,11 +37,16 @@ pub mod tokenizer {
     pub const BOS_ID: &str = "tokenizer.ggml.bos_token_id";
     pub const EOS_ID: &str = "tokenizer.ggml.eos_token_id";
     pub const EOT_ID: &str = "tokenizer.ggml.eot_token_id";
+    pub const EOM_ID: &str = "tokenizer.ggml.eom_token_id";
     pub const UNKNOWN_ID: &str = "tokenizer.ggml.unknown_token_id";
     pub const PADDING_ID: &str = "tokenizer.ggml.padding_token_id";
     pub const ADD_BOS: &str = "tokenizer.ggml.add_bos_token";
     pub const ADD_EOS: &str = "tokenizer.ggml.add_eos_token";
     pub const ADD_SPACE_PREFIX: &str = "tokenizer.ggml.add_space_prefix";
+    /// The default chat template; a named one is this key, a dot, and its name.
+    pub const CHAT_TEMPLATE: &str = "tokenizer.chat_template";
+    /// The names of the named chat templates.
+    pub const CHAT_TEMPLATES: &str = "tokenizer.chat_templates";
 }
 
 /// `quantize.imatrix.*`: which importance matrix steered the rounding (llama-quantize's keys).

@@ -13,7 +13,7 @@
 use llq_formats::gguf::{self, Array, GgufWriter, TensorSpec, Value};
 use llq_formats::imatrix::{Imatrix, LegacyImatrix};
 use llq_formats::params::{HfConfig, MetaParams};
-use llq_formats::{pth, safetensors, sentencepiece, tiktoken, tokenizer_json};
+use llq_formats::{pth, safetensors, sentencepiece, tiktoken, tokenizer_config, tokenizer_json};
 use llq_types::GgmlType;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -272,8 +272,8 @@ fn target_tiktoken(bytes: &[u8]) -> Result<(), String> {
 
 fn target_tokenizer_json(bytes: &[u8]) -> Result<(), String> {
     let _ = tokenizer_json::parse(bytes);
-    let _ = tokenizer_json::config_special_tokens(bytes);
-    let _ = tokenizer_json::tokenizer_config_special_tokens(bytes);
+    let _ = tokenizer_config::parse(bytes);
+    let _ = tokenizer_config::config_token_ids(bytes);
     Ok(())
 }
 
