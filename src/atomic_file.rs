@@ -95,6 +95,23 @@ impl AtomicFile {
     }
 }
 
+/// Commit every file of a set, or none: if one cannot be moved into place, those already moved
+/// are removed again (and the rest dropped, which removes their temporary files).
+pub fn commit_all(files: Vec<AtomicFile>) -> Result<()> {
+    let mut done: Vec<PathBuf> = Vec::with_capacity(files.len());
+    for f in files {
+        let target = f.target.clone();
+        if let Err(e) = f.commit() {
+            for path in &done {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+        done.push(target);
+    }
+    Ok(())
+}
+
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if self.file.take().is_some() {

@@ -61,7 +61,8 @@ fn describe_gguf(file: &GgufFile) -> Json {
         "format": "gguf",
         "version": file.version,
         "alignment": file.alignment,
-        "data_offset": file.data_offset,
+        "data_offset": file.shards()[0].data_offset,
+        "files": file.shards().iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>(),
         "metadata": metadata,
         "tensors": tensors,
     })
@@ -99,6 +100,14 @@ pub fn render_text(path: &Path, d: &Json) -> String {
             d["alignment"],
             d["data_offset"]
         ));
+        let files = d["files"].as_array().map_or(&[][..], |v| v.as_slice());
+        if files.len() > 1 {
+            out.push_str(&format!("split set of {} files:\n", files.len()));
+            for f in files {
+                out.push_str(&format!("  {}\n", f.as_str().unwrap_or("")));
+            }
+            out.push('\n');
+        }
         for kv in d["metadata"].as_array().into_iter().flatten() {
             out.push_str(&format!(
                 "  {:<44} {:<16} {}\n",

@@ -16,9 +16,8 @@ pub(super) fn open(path: &Path) -> Result<Source> {
         .iter()
         .map(|t| {
             let shape: Vec<usize> = t.dims.iter().rev().map(|&d| d as usize).collect();
-            let start = (file.data_offset + t.offset) as usize;
-            let range = start..start + t.n_bytes() as usize;
-            let piece = Piece::from_gguf(file.map.clone(), range, t.ty, &shape);
+            let (map, range) = file.tensor_location(t);
+            let piece = Piece::from_gguf(map.clone(), range, t.ty, &shape);
             SourceTensor {
                 name: t.name.clone(),
                 shape,
@@ -33,7 +32,11 @@ pub(super) fn open(path: &Path) -> Result<Source> {
         .to_string();
     Ok(Source {
         path: path.to_path_buf(),
-        kind: SourceKind::Gguf,
+        kind: SourceKind::Gguf {
+            shards: (0..file.shards().len())
+                .map(|s| file.tensors.iter().filter(|t| t.shard == s).count())
+                .collect(),
+        },
         name,
         hparams,
         metadata: SourceMetadata::CarryOver(file.metadata.clone()),

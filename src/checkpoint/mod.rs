@@ -22,11 +22,18 @@ use std::sync::Arc;
 use tensor_names::TensorShape;
 
 /// Which kind of checkpoint a source is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceKind {
-    Meta { shards: usize },
-    HuggingFace { files: usize },
-    Gguf,
+    Meta {
+        shards: usize,
+    },
+    HuggingFace {
+        files: usize,
+    },
+    /// A GGUF; `shards` holds the tensor count of each of its files (one for a single file).
+    Gguf {
+        shards: Vec<usize>,
+    },
 }
 
 /// A tensor of the model, ready to be read row by row.

@@ -4,9 +4,10 @@
 
 use crate::error::{Error, Result};
 use crate::quantize::policy::{can_hold_weights, Policy, TypeOverride};
-use crate::quantize::ConvertOptions;
+use crate::quantize::{ConvertOptions, Split};
 use crate::tokenizer::chat;
 use clap::{Args, ValueEnum};
+use llq_formats::gguf::split::SplitLimit;
 use llq_kernels::codec::QuantMode;
 use llq_types::{FileType, GgmlType};
 use std::path::PathBuf;
@@ -78,6 +79,23 @@ pub fn bytes(s: &str) -> std::result::Result<u64, String> {
         }
     };
     Ok((x * mult).round() as u64)
+}
+
+/// A split file size as gguf-split reads it: a number and M (10^6 bytes) or G (10^9), or
+/// plain bytes.
+pub fn split_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('M' | 'm') => (&t[..t.len() - 1], 1e6),
+        Some('G' | 'g') => (&t[..t.len() - 1], 1e9),
+        _ => (t, 1.0),
+    };
+    match num.parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok((x * mult) as u64),
+        _ => Err(format!(
+            "{s:?} is not a size: a number of bytes, or with M (10^6) or G (10^9), e.g. 4G"
+        )),
+    }
 }
 
 /// A count of at least 1 (chunks, …).
@@ -153,6 +171,13 @@ pub struct QuantArgs {
     quant_mode: Mode,
     #[arg(long, value_name = "FILE|NAME", help = chat_template_help())]
     chat_template: Option<String>,
+    /// Write a split set, OUT-00001-of-0000N.gguf …, each file holding at most SIZE of tensor
+    /// data (M = 10^6 bytes, G = 10^9, as gguf-split; a larger tensor gets a file of its own).
+    #[arg(long, value_name = "SIZE", value_parser = split_size, conflicts_with = "split_max_tensors")]
+    split_max_size: Option<u64>,
+    /// Write a split set with at most N tensors per file.
+    #[arg(long, value_name = "N", value_parser = count)]
+    split_max_tensors: Option<usize>,
     /// Also write the per-type report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -194,6 +219,11 @@ impl QuantArgs {
                 .as_deref()
                 .map(chat::resolve)
                 .transpose()?,
+            split: match (self.split_max_size, self.split_max_tensors) {
+                (Some(bytes), _) => Some(Split::Limit(SplitLimit::Bytes(bytes))),
+                (None, Some(n)) => Some(Split::Limit(SplitLimit::Tensors(n))),
+                (None, None) => None,
+            },
             ..ConvertOptions::new(policy)
         })
     }
@@ -202,6 +232,16 @@ impl QuantArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_sizes_parse_as_gguf_split() {
+        assert_eq!(split_size("4G"), Ok(4_000_000_000));
+        assert_eq!(split_size("1.5G"), Ok(1_500_000_000));
+        assert_eq!(split_size("300M"), Ok(300_000_000));
+        assert_eq!(split_size("1000"), Ok(1000));
+        assert!(split_size("0G").is_err());
+        assert!(split_size("4T").is_err());
+    }
 
     #[test]
     fn sizes_parse_with_binary_and_decimal_units() {

@@ -4,7 +4,7 @@
 use super::args::{self, QuantArgs};
 use crate::checkpoint::verify;
 use crate::error::{Error, Result};
-use crate::quantize::{self, policy, ConvertReport};
+use crate::quantize::{self, policy, ConvertReport, Split};
 use clap::Args;
 use llq_types::FileType;
 use serde_json::json;
@@ -44,6 +44,10 @@ pub struct QuantizeArgs {
     /// Accept an already-quantized input (quality is lost twice).
     #[arg(long)]
     allow_requantize: bool,
+    /// A split input is written split the same way (the same tensors in each file); without
+    /// this, and without --split-max-*, it is merged into OUT.
+    #[arg(long, conflicts_with_all = ["split_max_size", "split_max_tensors"])]
+    keep_split: bool,
     #[command(flatten)]
     quant: QuantArgs,
 }
@@ -59,7 +63,10 @@ pub fn convert(a: ConvertArgs) -> Result<()> {
 }
 
 pub fn quantize(a: QuantizeArgs) -> Result<()> {
-    let opts = a.quant.options(a.file_type, a.allow_requantize)?;
+    let mut opts = a.quant.options(a.file_type, a.allow_requantize)?;
+    if a.keep_split {
+        opts.split = Some(Split::LikeInput);
+    }
     let report = quantize::convert(&a.input, &a.output, &opts)?;
     print_report(&a.output, &report, a.quant.json.as_deref())
 }
@@ -86,9 +93,17 @@ fn print_report(out: &Path, r: &ConvertReport, json_path: Option<&Path>) -> Resu
         );
     }
     let mb_s = r.input_bytes as f64 / 1e6 / r.seconds.max(1e-9);
+    let written = match r.outputs.as_slice() {
+        [one] => one.display().to_string(),
+        many => format!(
+            "{} files {} … {}",
+            many.len(),
+            many[0].display(),
+            many[many.len() - 1].display()
+        ),
+    };
     eprintln!(
-        "wrote {}: {} tensors, {:.1} MiB, {:.2} s, {mb_s:.0} MB/s of input",
-        out.display(),
+        "wrote {written}: {} tensors, {:.1} MiB, {:.2} s, {mb_s:.0} MB/s of input",
         r.tensors.len(),
         r.output_bytes as f64 / (1 << 20) as f64,
         r.seconds
@@ -98,6 +113,7 @@ fn print_report(out: &Path, r: &ConvertReport, json_path: Option<&Path>) -> Resu
     };
     let report = json!({
         "output": out,
+        "files": r.outputs,
         "output_bytes": r.output_bytes,
         "input_bytes": r.input_bytes,
         "seconds": r.seconds,

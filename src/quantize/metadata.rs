@@ -68,6 +68,8 @@ fn carried_over(kvs: &[Kv], file_type: FileType) -> Vec<Kv> {
     let mut out: Vec<Kv> = kvs
         .iter()
         .filter(|(k, _)| k != keys::general::FILE_TYPE && k != keys::general::QUANTIZATION_VERSION)
+        // A split input's own split keys describe its files, not the output's.
+        .filter(|(k, _)| !k.starts_with(keys::split::PREFIX))
         .cloned()
         .collect();
     let at = out

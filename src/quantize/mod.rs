@@ -5,8 +5,9 @@
 
 pub mod imatrix;
 pub mod metadata;
+mod output;
 pub mod pipeline;
 pub mod policy;
 
-pub use pipeline::{convert, ConvertOptions, ConvertReport};
+pub use pipeline::{convert, ConvertOptions, ConvertReport, Split};
 pub use policy::Policy;

@@ -2,11 +2,12 @@
 //! row chunks in parallel, into an atomic output file.
 
 use super::policy::{self, Policy, TensorTarget};
-use super::{imatrix, metadata};
-use crate::atomic_file::AtomicFile;
+use super::{imatrix, metadata, output};
+use crate::atomic_file::{self, AtomicFile};
 use crate::checkpoint::{OpenOptions, Source, SourceKind, SourceTensor};
 use crate::error::{Error, Result};
 use crate::progress;
+use llq_formats::gguf::split::SplitLimit;
 use llq_formats::gguf::{GgufWriter, TensorSpec};
 use llq_formats::imatrix::Imatrix;
 use llq_kernels::codec::QuantMode;
@@ -36,6 +37,9 @@ pub struct ConvertOptions {
     pub source: OpenOptions,
     /// A chat template replacing the source's default one (`--chat-template`).
     pub chat_template: Option<String>,
+    /// Write a split set rather than one file (`--split-max-size`, `--split-max-tensors`,
+    /// `--keep-split`).
+    pub split: Option<Split>,
 }
 
 impl ConvertOptions {
@@ -52,13 +56,24 @@ impl ConvertOptions {
             quant_mode: QuantMode::default(),
             source: OpenOptions::default(),
             chat_template: None,
+            split: None,
         }
     }
+}
+
+/// How to split the output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Split {
+    Limit(SplitLimit),
+    /// As the input GGUF is split (the same tensors in each file).
+    LikeInput,
 }
 
 /// What a conversion did.
 #[derive(Clone, Debug)]
 pub struct ConvertReport {
+    /// The files written: OUT, or the files of a split set.
+    pub outputs: Vec<PathBuf>,
     pub tensors: Vec<TensorTarget>,
     /// Things the user should know that did not stop the conversion.
     pub warnings: Vec<String>,
@@ -107,49 +122,75 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
         })
         .collect();
 
-    let file = AtomicFile::create(out, opts.overwrite)?;
-    let write_err = |e: std::io::Error| Error::io(out, "cannot write", e);
-    let buffered = BufWriter::with_capacity(1 << 22, file.file());
-    let mut writer = GgufWriter::new(buffered, &kv, &specs).map_err(write_err)?;
+    let sizes: Vec<u64> = targets.iter().map(|t| t.n_bytes() as u64).collect();
+    let limit = match &opts.split {
+        None => None,
+        Some(Split::Limit(limit)) => Some(limit.clone()),
+        Some(Split::LikeInput) => match &source.kind {
+            SourceKind::Gguf { shards } => Some(SplitLimit::Counts(shards.clone())),
+            _ => return Err(Error::Usage("--keep-split needs a GGUF input".into())),
+        },
+    };
+    let parts = output::parts(out, &kv, &specs, &sizes, limit).ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: the split limit asks for more than {} files",
+            out.display(),
+            llq_formats::gguf::split::MAX_SHARDS
+        ))
+    })?;
+    let files = parts
+        .iter()
+        .map(|p| AtomicFile::create(&p.path, opts.overwrite))
+        .collect::<Result<Vec<_>>>()?;
     let bar = opts
         .progress
         .then(|| progress::bytes_bar(source.source_bytes()));
-    for (i, ((tensor, target), importance)) in source
+    let mut work = source
         .tensors
         .iter()
         .zip(&targets)
         .zip(&importance)
-        .enumerate()
-    {
-        if let Some(bar) = &bar {
-            bar.set_message(format!(
-                "tensor {}/{} {}",
-                i + 1,
-                targets.len(),
-                target.name
-            ));
-        }
-        let importance = importance.as_deref();
-        convert_tensor(tensor, target, importance, opts, &mut writer, |bytes| {
+        .enumerate();
+    for (part, file) in parts.iter().zip(&files) {
+        let write_err = |e: std::io::Error| Error::io(&part.path, "cannot write", e);
+        let buffered = BufWriter::with_capacity(1 << 22, file.file());
+        let mut writer = GgufWriter::new(buffered, &part.kv, &part.specs).map_err(write_err)?;
+        for (i, ((tensor, target), importance)) in work.by_ref().take(part.specs.len()) {
             if let Some(bar) = &bar {
-                bar.inc(bytes)
+                bar.set_message(format!(
+                    "tensor {}/{} {}",
+                    i + 1,
+                    targets.len(),
+                    target.name
+                ));
             }
-        })
-        .map_err(|e| match e {
-            TensorError::Io(e) => write_err(e),
-            TensorError::Data(msg) => Error::file(src, msg),
-        })?;
+            let importance = importance.as_deref();
+            convert_tensor(tensor, target, importance, opts, &mut writer, |bytes| {
+                if let Some(bar) = &bar {
+                    bar.inc(bytes)
+                }
+            })
+            .map_err(|e| match e {
+                TensorError::Io(e) => write_err(e),
+                TensorError::Data(msg) => Error::file(src, msg),
+            })?;
+        }
+        writer
+            .finish()
+            .and_then(|mut w| w.flush())
+            .map_err(write_err)?;
     }
-    writer
-        .finish()
-        .and_then(|mut w| w.flush())
-        .map_err(write_err)?;
-    file.commit()?;
+    atomic_file::commit_all(files)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let outputs: Vec<PathBuf> = parts.into_iter().map(|p| p.path).collect();
     Ok(ConvertReport {
-        output_bytes: std::fs::metadata(out).map(|m| m.len()).unwrap_or(0),
+        output_bytes: outputs
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum(),
+        outputs,
         input_bytes: source.source_bytes(),
         tensors: targets,
         warnings,
@@ -159,7 +200,7 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
 
 /// An already-quantized GGUF loses quality twice; refuse it unless asked.
 fn check_requantize(source: &Source, opts: &ConvertOptions) -> Result<()> {
-    if source.kind != SourceKind::Gguf || opts.allow_requantize {
+    if !matches!(source.kind, SourceKind::Gguf { .. }) || opts.allow_requantize {
         return Ok(());
     }
     match source

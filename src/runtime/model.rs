@@ -10,10 +10,12 @@ use llq_types::GgmlType;
 use std::ops::Range;
 use std::path::Path;
 
-/// A 2-D weight: where its bytes are in the file and its rows × cols (cols contiguous).
+/// A 2-D weight: where its bytes are (which file of the model, which range) and its rows ×
+/// cols (cols contiguous).
 #[derive(Clone, Debug)]
 pub struct Matrix {
     pub ty: GgmlType,
+    shard: usize,
     range: Range<usize>,
     pub rows: usize,
     pub cols: usize,
@@ -95,7 +97,8 @@ impl Model {
 
     /// A weight as the kernels take it.
     pub fn weights(&self, m: &Matrix) -> Weights<'_> {
-        Weights::new(m.ty, &self.file.map[m.range.clone()], m.rows, m.cols)
+        let map = &self.file.shards()[m.shard].map;
+        Weights::new(m.ty, &map[m.range.clone()], m.rows, m.cols)
             .expect("checked when the model was loaded")
     }
 }
@@ -123,15 +126,16 @@ impl Loader<'_> {
 
     fn matrix(&self, name: &str, shape: &[usize]) -> std::result::Result<Matrix, String> {
         let t = self.info(name, shape)?;
-        let start = (self.file.data_offset + t.offset) as usize;
+        let (_, range) = self.file.tensor_location(t);
         let m = Matrix {
             ty: t.ty,
-            range: start..start + t.n_bytes() as usize,
+            shard: t.shard,
+            range,
             rows: shape[0],
             cols: shape[1],
         };
         // Refuse types without a kernel now rather than mid-evaluation.
-        Weights::new(m.ty, &self.file.map[m.range.clone()], m.rows, m.cols)
+        Weights::new(m.ty, self.file.tensor_data(t), m.rows, m.cols)
             .map_err(|e| format!("tensor {name}: {e}"))?;
         Ok(m)
     }

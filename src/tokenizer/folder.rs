@@ -43,7 +43,7 @@ pub fn load_meta(dir: &Path, hp: &Hyperparams) -> Result<Vocabulary> {
 pub fn load_hugging_face(dir: &Path, hp: &Hyperparams) -> Result<Vocabulary> {
     let files = HfFiles::read(dir)?;
     let model_path = dir.join("tokenizer.model");
-    let tokens = if model_path.exists() {
+    let mut tokens = if model_path.exists() {
         read_tokenizer_model(&model_path, hp)?
     } else {
         let (path, tj) = files.tokenizer_json.as_ref().ok_or_else(|| {
@@ -57,16 +57,21 @@ pub fn load_hugging_face(dir: &Path, hp: &Hyperparams) -> Result<Vocabulary> {
             BpeVocab::from_tokenizer_json(tj, hp.n_vocab).map_err(|m| Error::file(path, m))?,
         )
     };
-    let (tokens, fallback) = match tokens {
-        Tokens::SentencePiece(mut spm) => {
-            declare_tokens(&mut spm, &files.config.added_tokens);
-            let fallback = Specials::of_sentencepiece(&spm);
-            (Tokens::SentencePiece(spm), fallback)
+    let fallback = match tokens {
+        Tokens::SentencePiece(ref mut spm) => {
+            declare_tokens(spm, &files.config.added_tokens);
+            Specials::of_sentencepiece(spm)
         }
-        Tokens::Bpe(bpe) => {
-            let fallback = Specials::of_llama3(&bpe.tokens);
-            (Tokens::Bpe(bpe), fallback)
+        // A tiktoken tokenizer.model is Meta's, with Meta's special tokens whatever
+        // config.json says; only the chat templates come from the folder.
+        Tokens::Bpe(ref bpe) if model_path.exists() => {
+            let specials = Specials {
+                chat_templates: files.templates.clone(),
+                ..Specials::of_llama3(&bpe.tokens)
+            };
+            return Ok(Vocabulary { tokens, specials });
         }
+        Tokens::Bpe(_) => Specials::default(),
     };
     let texts = token_texts(&tokens);
     let added = files
@@ -80,12 +85,6 @@ pub fn load_hugging_face(dir: &Path, hp: &Hyperparams) -> Result<Vocabulary> {
         None => texts.iter().position(|t| *t == name).map(|i| i as u32),
     };
     let is_bpe = matches!(tokens, Tokens::Bpe(_));
-    // Meta's tiktoken ids are Meta's; a tokenizer.json names its own.
-    let fallback = if is_bpe && added.is_some() {
-        Specials::default()
-    } else {
-        fallback
-    };
     let specials = Specials::of_hugging_face(
         &texts,
         &files.config,
@@ -98,10 +97,9 @@ pub fn load_hugging_face(dir: &Path, hp: &Hyperparams) -> Result<Vocabulary> {
         files.templates.clone(),
         &fallback,
     );
-    let config_path = dir.join("tokenizer_config.json");
     specials
         .check_ids(texts.len())
-        .map_err(|m| Error::file(&config_path, m))?;
+        .map_err(|m| Error::file(dir, m))?;
     if is_bpe && (specials.bos.is_none() || specials.eos.is_none()) {
         return Err(Error::file(
             dir,

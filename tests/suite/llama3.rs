@@ -358,7 +358,8 @@ fn tokenizer_json_bos_eos_sources_and_bad_files() {
         )
     };
 
-    // Without config.json's ids, tokenizer_config.json's names serve; config.json wins.
+    // tokenizer_config.json's names win; config.json's ids fill what they leave out (a list
+    // counts as none), as in llama.cpp's converter.
     let config = read_json("config.json");
     let mut no_ids = config.clone();
     no_ids["bos_token_id"] = serde_json::Value::Null;
@@ -371,7 +372,7 @@ fn tokenizer_json_bos_eos_sources_and_bad_files() {
     list["eos_token_id"] = serde_json::json!([521, 513]);
     write_json("config.json", &list);
     llq_ok(&["convert", s(&hf), "-o", s(&out)]);
-    assert_eq!(ids(&out), (Some(512), Some(521)));
+    assert_eq!(ids(&out), (Some(512), Some(513)));
     std::fs::remove_file(&out).unwrap();
 
     let tok_config = read_json("tokenizer_config.json");
@@ -379,14 +380,18 @@ fn tokenizer_json_bos_eos_sources_and_bad_files() {
     unknown["bos_token"] = serde_json::json!({"content": "<s>"});
     write_json("tokenizer_config.json", &unknown);
     write_json("config.json", &no_ids);
-    convert_fails(&hf, &out, "BOS token \"<s>\" is not in the vocabulary");
+    convert_fails(&hf, &out, "no BOS or EOS token");
     std::fs::remove_file(hf.join("tokenizer_config.json")).unwrap();
-    convert_fails(&hf, &out, "no BOS token: config.json has no bos_token_id");
-    write_json("tokenizer_config.json", &tok_config);
+    convert_fails(&hf, &out, "no BOS or EOS token");
     let mut far = config.clone();
     far["bos_token_id"] = serde_json::json!(5000);
     write_json("config.json", &far);
-    convert_fails(&hf, &out, "BOS token id 5000 is not below the 768 tokens");
+    convert_fails(
+        &hf,
+        &out,
+        "BOS token id 5000 is outside the vocabulary of 768 tokens",
+    );
+    write_json("tokenizer_config.json", &tok_config);
     far["bos_token_id"] = serde_json::json!("x");
     write_json("config.json", &far);
     convert_fails(

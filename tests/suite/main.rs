@@ -18,5 +18,6 @@ mod plan;
 mod quant_parity;
 mod runtime;
 mod shard_merge;
+mod split;
 mod tokenizer;
 mod verify;

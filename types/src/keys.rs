@@ -49,6 +49,18 @@ pub mod tokenizer {
     pub const CHAT_TEMPLATES: &str = "tokenizer.chat_templates";
 }
 
+/// `split.*`: a model written as several files (llama.cpp's gguf-split convention).
+pub mod split {
+    /// Every key of this group starts with this.
+    pub const PREFIX: &str = "split.";
+    /// This file's index in the set, from 0 (u16).
+    pub const NO: &str = "split.no";
+    /// How many files the set has (u16).
+    pub const COUNT: &str = "split.count";
+    /// How many tensors the whole set holds (i32).
+    pub const TENSORS_COUNT: &str = "split.tensors.count";
+}
+
 /// `quantize.imatrix.*`: which importance matrix steered the rounding (llama-quantize's keys).
 pub mod imatrix {
     /// Every key of this group starts with this.

@@ -5,10 +5,11 @@
 
 mod codec;
 mod reader;
+pub mod split;
 mod value;
 mod writer;
 
-pub use reader::{parse, GgufFile, ParsedHeader, TensorInfo};
+pub use reader::{parse, GgufFile, ParsedHeader, Shard, TensorInfo};
 pub use value::{Array, Value, ValueType};
 pub use writer::{layout, GgufWriter, Layout, TensorSpec};
 

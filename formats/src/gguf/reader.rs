@@ -3,10 +3,12 @@
 //! truncated file yields an error, never a panic or a huge allocation.
 
 use super::codec::{Cursor, Elem};
+use super::split;
 use super::value::{Value, ValueType};
 use super::{alignment_of, check_name, pad_to, tensor_n_bytes, MAGIC, MAX_DIMS};
-use crate::error::{Result, WithPath};
+use crate::error::{Error, Result, WithPath};
 use crate::tensor::map_file;
+use llq_types::keys;
 use llq_types::GgmlType;
 use memmap2::Mmap;
 use std::collections::HashSet;
@@ -27,6 +29,8 @@ pub struct TensorInfo {
     pub ty: GgmlType,
     /// Relative to the start of the data section.
     pub offset: u64,
+    /// Which file of a split set holds the data (0 for a single file).
+    pub shard: usize,
 }
 
 impl TensorInfo {
@@ -160,6 +164,7 @@ fn read_tensor_info(c: &mut Cursor<'_>) -> std::result::Result<TensorInfo, Strin
         dims,
         ty,
         offset,
+        shard: 0,
     })
 }
 
@@ -196,30 +201,151 @@ fn check_tensor_offsets(
     Ok(())
 }
 
+/// A GGUF model: one file, or every file of a split set (see [`super::split`]) read as one.
 pub struct GgufFile {
+    /// The file opened (the first of a split set).
     pub path: PathBuf,
-    pub map: Arc<Mmap>,
     pub version: u32,
+    /// The first file's key/values (a split set keeps the model's metadata there).
     pub metadata: Vec<(String, Value)>,
+    /// Every tensor of every file, in order.
     pub tensors: Vec<TensorInfo>,
     pub alignment: u64,
+    shards: Vec<Shard>,
+}
+
+/// One file of a GGUF model.
+pub struct Shard {
+    pub path: PathBuf,
+    pub map: Arc<Mmap>,
     /// Absolute file offset of the data section.
     pub data_offset: u64,
 }
 
 impl GgufFile {
+    /// Open a GGUF. A file that is the first of a split set (`split.count` > 1) brings the
+    /// others along, found by name and checked as llama.cpp checks them: each parses, has the
+    /// right `split.no`, no tensor name repeats, and the tensors add up to `split.tensors.count`.
     pub fn open(path: &Path) -> Result<GgufFile> {
         let map = map_file(path)?;
         let header = parse(&map).at(path)?;
-        Ok(GgufFile {
+        let mut file = GgufFile {
             path: path.to_path_buf(),
-            map,
             version: header.version,
             metadata: header.metadata,
             tensors: header.tensors,
             alignment: header.alignment,
-            data_offset: header.data_offset,
-        })
+            shards: vec![Shard {
+                path: path.to_path_buf(),
+                map,
+                data_offset: header.data_offset,
+            }],
+        };
+        let count = file.split_u16(keys::split::COUNT)?;
+        if count.unwrap_or(0) > 1 {
+            file.open_other_shards(usize::from(count.unwrap_or(0)))?;
+        }
+        Ok(file)
+    }
+
+    /// A u16 split key of the first file, or `None` if absent.
+    fn split_u16(&self, key: &str) -> Result<Option<u16>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::U16(n)) => Ok(Some(*n)),
+            Some(other) => Err(Error::new(
+                &self.path,
+                format!("{key} is {} but must be u16", other.value_type().name()),
+            )),
+        }
+    }
+
+    fn open_other_shards(&mut self, count: usize) -> Result<()> {
+        let no = self.split_u16(keys::split::NO)?.ok_or_else(|| {
+            Error::new(
+                &self.path,
+                format!("has {} but no {}", keys::split::COUNT, keys::split::NO),
+            )
+        })?;
+        if no != 0 {
+            return Err(Error::new(
+                &self.path,
+                format!(
+                    "is file {} of a split set of {count}: open the first one",
+                    no + 1
+                ),
+            ));
+        }
+        let prefix = split::split_prefix(&self.path, 0, count).ok_or_else(|| {
+            Error::new(
+                &self.path,
+                format!(
+                    "is the first of {count} split files, but its name does not end in \
+                     -00001-of-{count:05}.gguf, so the others cannot be found"
+                ),
+            )
+        })?;
+        let mut names: HashSet<String> = self.tensors.iter().map(|t| t.name.clone()).collect();
+        for i in 1..count {
+            let path = split::shard_path(&prefix, i, count);
+            if !path.exists() {
+                return Err(Error::new(
+                    &path,
+                    format!(
+                        "missing: file {} of the split set {}",
+                        i + 1,
+                        self.path.display()
+                    ),
+                ));
+            }
+            let map = map_file(&path)?;
+            let header = parse(&map).at(&path)?;
+            let no = header.metadata.iter().find(|(k, _)| k == keys::split::NO);
+            if !matches!(no, Some((_, Value::U16(n))) if usize::from(*n) == i) {
+                return Err(Error::new(
+                    &path,
+                    format!(
+                        "{} is {} but the file is number {} of the set",
+                        keys::split::NO,
+                        no.map_or("missing".to_string(), |(_, v)| format!("{v:?}")),
+                        i + 1
+                    ),
+                ));
+            }
+            for mut t in header.tensors {
+                if !names.insert(t.name.clone()) {
+                    return Err(Error::new(
+                        &path,
+                        format!("tensor '{}' is also in another file of the set", t.name),
+                    ));
+                }
+                t.shard = i;
+                self.tensors.push(t);
+            }
+            self.shards.push(Shard {
+                path,
+                map,
+                data_offset: header.data_offset,
+            });
+        }
+        let total = self.get(keys::split::TENSORS_COUNT).and_then(Value::as_u64);
+        if total != Some(self.tensors.len() as u64) {
+            return Err(Error::new(
+                &self.path,
+                format!(
+                    "{} says {} tensors but the {count} files hold {}",
+                    keys::split::TENSORS_COUNT,
+                    total.map_or("nothing".to_string(), |n| n.to_string()),
+                    self.tensors.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The files of the model (one unless it is a split set).
+    pub fn shards(&self) -> &[Shard] {
+        &self.shards
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -230,22 +356,33 @@ impl GgufFile {
         self.tensors.iter().find(|t| t.name == name)
     }
 
+    /// The memory map holding `t` and the byte range of its data in it.
+    ///
+    /// # Panics
+    /// If `t` is not one of this model's tensors and lies outside its file.
+    pub fn tensor_location(&self, t: &TensorInfo) -> (&Arc<Mmap>, std::ops::Range<usize>) {
+        let shard = &self.shards[t.shard];
+        let start = shard.data_offset + t.offset;
+        let range = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(start + t.n_bytes()).ok())
+            .filter(|(s, e)| t.n_bytes() == 0 || *e <= shard.map.len() && s <= e)
+            .unwrap_or_else(|| {
+                panic!("tensor '{}' is not inside {}", t.name, shard.path.display())
+            });
+        (&shard.map, range.0..range.1)
+    }
+
     /// The tensor's bytes, exactly `t.n_bytes()` long.
     ///
     /// # Panics
-    /// If `t` is not one of this file's tensors and lies outside the file.
+    /// If `t` is not one of this model's tensors and lies outside its file.
     pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
-        let n_bytes = t.n_bytes();
-        if n_bytes == 0 {
+        if t.n_bytes() == 0 {
             // The data section may start past the end of a file whose tensors are all empty.
             return &[];
         }
-        let start = self.data_offset + t.offset;
-        let range = usize::try_from(start)
-            .ok()
-            .zip(usize::try_from(start + n_bytes).ok());
-        range
-            .and_then(|(s, e)| self.map.get(s..e))
-            .unwrap_or_else(|| panic!("tensor '{}' is not inside {}", t.name, self.path.display()))
+        let (map, range) = self.tensor_location(t);
+        &map[range]
     }
 }

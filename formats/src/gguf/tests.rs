@@ -248,6 +248,7 @@ fn tensor_sizes() {
         dims: vec![64, 3, 2],
         ty: GgmlType::Q8_0,
         offset: 0,
+        shard: 0,
     };
     assert_eq!((info.n_elements(), info.n_bytes()), (384, 2 * 34 * 6));
 }

@@ -246,7 +246,7 @@ fn read_with_llq(python: &Path, file: &GgufFile) -> Json {
         })
         .collect();
     let header = json!({"version": file.version, "alignment": file.alignment,
-                        "data_offset": file.data_offset});
+                        "data_offset": file.shards()[0].data_offset});
     llq_dump(python, &file.metadata, &tensors, header)
 }
 
@@ -282,7 +282,7 @@ fn rewriting_a_llama_cpp_gguf_is_byte_identical() {
     }
     let written = w.finish().unwrap();
     assert!(
-        written == file.map[..],
+        written == file.shards()[0].map[..],
         "rewritten file differs from the original"
     );
 }
