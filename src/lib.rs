@@ -17,6 +17,7 @@ pub mod cli;
 mod error;
 mod eval;
 mod inspect;
+mod metadata_edit;
 mod progress;
 mod quantize;
 mod runtime;

@@ -98,6 +98,14 @@ pub fn split_size(s: &str) -> std::result::Result<u64, String> {
     }
 }
 
+/// `KEY=VALUE` (split at the first `=`).
+pub fn parse_pair(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?}: expected KEY=VALUE")),
+    }
+}
+
 /// A count of at least 1 (chunks, …).
 pub fn count(s: &str) -> std::result::Result<usize, String> {
     match s.parse::<usize>() {

@@ -7,6 +7,7 @@ mod compare;
 mod convert;
 mod imatrix;
 mod inspect;
+mod meta;
 mod perplexity;
 mod plan;
 mod run;
@@ -42,6 +43,9 @@ pub(crate) enum Command {
     Quantize(convert::QuantizeArgs),
     /// Show the header, metadata and tensor table of a GGUF, safetensors or .pth file.
     Inspect(inspect::InspectArgs),
+    /// Print a GGUF's metadata, or write a copy with keys set, deleted or a new chat template
+    /// (tensor data copied as it is).
+    Meta(meta::MetaArgs),
     /// Print the token ids of each line of a text file (or of one prompt), as llama.cpp would.
     Tokenize(tokenize::TokenizeArgs),
     /// Generate text from a prompt.
@@ -68,6 +72,13 @@ pub(crate) enum Command {
 /// Parse the command line, run it, print an error and exit with [`exit_code`].
 pub fn main() {
     crate::atomic_file::install_signal_cleanup();
+    #[cfg(unix)]
+    // SAFETY: restores the default action of SIGPIPE before any thread starts, so that output
+    // piped into `head` ends the process quietly, like any Unix tool, instead of a panic in
+    // println!. (Rust sets SIGPIPE to "ignore" for its programs.)
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
@@ -132,6 +143,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Quantize(a) => convert::quantize(a),
         Command::Verify(a) => verify::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Meta(a) => meta::run(a),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Run(a) => run::run(a),
         Command::Perplexity(a) => perplexity::run(a),

@@ -5,7 +5,7 @@
 
 pub mod imatrix;
 pub mod metadata;
-mod output;
+pub(crate) mod output;
 pub mod pipeline;
 pub mod policy;
 

@@ -14,6 +14,7 @@ mod imatrix_compute;
 mod imatrix_kld;
 mod llama3;
 mod llama3_fixture;
+mod meta;
 mod plan;
 mod quant_parity;
 mod runtime;

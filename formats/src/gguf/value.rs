@@ -123,6 +123,27 @@ impl Value {
         elem_types!(arms)
     }
 
+    /// A scalar of type `ty` from its text (`true`/`false` for a bool, decimal numbers).
+    pub fn parse_scalar(ty: ValueType, text: &str) -> Result<Value, String> {
+        let bad = || format!("{text:?} is not a {}", ty.name());
+        macro_rules! arms {
+            ($($v:ident $t:ty),*) => {
+                match ty {
+                    ValueType::String => Ok(Value::String(text.to_string())),
+                    ValueType::Array => Err("arrays cannot be given as text".to_string()),
+                    $(ValueType::$v => text.trim().parse::<$t>().map(Value::$v).map_err(|_| bad()),)*
+                }
+            };
+        }
+        macro_rules! scalars {
+            ($m:ident) => {
+                $m!(U8 u8, I8 i8, U16 u16, I16 i16, U32 u32, I32 i32, F32 f32, Bool bool,
+                    U64 u64, I64 i64, F64 f64)
+            };
+        }
+        scalars!(arms)
+    }
+
     /// The value as u64 if it is any integer type that fits.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
