@@ -5,6 +5,7 @@ use super::args;
 use crate::checkpoint::Source;
 use crate::error::{Error, Result};
 use crate::eval::compare::{self, CompareSpec, Gates};
+use crate::eval::plot::{self, Point};
 use crate::eval::tensor_error::{tensor_errors, TensorErrorRow};
 use crate::runtime::run_command;
 use clap::Args;
@@ -14,8 +15,9 @@ use std::path::{Path, PathBuf};
 pub struct CompareArgs {
     /// Reference: an F32/F16/BF16 GGUF, or a Meta / Hugging Face checkpoint folder (run as F32).
     reference: PathBuf,
-    /// Quantized GGUF.
-    quant: PathBuf,
+    /// Quantized GGUF; several are each compared with the reference (loaded once).
+    #[arg(required = true, num_args = 1..)]
+    quants: Vec<PathBuf>,
     #[arg(short, long, value_name = "TEXT")]
     file: Option<PathBuf>,
     #[arg(long, default_value_t = 512)]
@@ -38,6 +40,9 @@ pub struct CompareArgs {
     /// Fail (exit 1) when top-1 agreement is below this (fraction 0.9 or percentage 90).
     #[arg(long, value_name = "F")]
     min_top1: Option<f64>,
+    /// Draw file size against KLD for the compared files to this SVG.
+    #[arg(long, value_name = "FILE.svg", requires = "file")]
+    plot: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -58,46 +63,94 @@ pub fn compare(a: CompareArgs) -> Result<()> {
             "give -f TEXT (or --per-tensor for weight errors only)".into(),
         ));
     }
-    let mut json = serde_json::Map::new();
-    let mut result = None;
+    let several = a.quants.len() > 1;
+    let mut reports: Vec<serde_json::Map<String, serde_json::Value>> =
+        a.quants.iter().map(|_| serde_json::Map::new()).collect();
+    let mut results = Vec::new();
     if let Some(text) = &a.file {
         let spec = CompareSpec {
             reference: &a.reference,
-            quant: &a.quant,
+            quants: &a.quants,
             text,
             n_ctx: a.ctx,
             max_chunks: a.chunks,
             progress: !a.quiet,
         };
-        let r = run_command(|| compare::compare_files(&spec))?;
-        print!("{}", compare::render_table(&r));
-        if let serde_json::Value::Object(m) = serde_json::to_value(&r).expect("serializes") {
-            json.extend(m);
+        results = run_command(|| compare::compare_files(&spec))?;
+        for ((r, quant), report) in results.iter().zip(&a.quants).zip(&mut reports) {
+            if several {
+                println!("== {}", quant.display());
+            }
+            print!("{}", compare::render_table(r));
+            if let serde_json::Value::Object(m) = serde_json::to_value(r).expect("serializes") {
+                report.extend(m);
+            }
         }
-        result = Some(r);
     }
     if a.per_tensor {
-        let rows = print_tensor_errors(&a.reference, &a.quant)?;
-        json.insert(
-            "per_tensor".into(),
-            serde_json::to_value(&rows).expect("serializes"),
-        );
+        for (quant, report) in a.quants.iter().zip(&mut reports) {
+            let rows = print_tensor_errors(&a.reference, quant)?;
+            report.insert(
+                "per_tensor".into(),
+                serde_json::to_value(&rows).expect("serializes"),
+            );
+        }
     }
     if let Some(path) = &a.json {
-        write_json(path, &json)?;
+        match reports.as_slice() {
+            [one] => write_json(path, one)?,
+            many => {
+                let files: Vec<_> = a
+                    .quants
+                    .iter()
+                    .zip(many)
+                    .map(|(q, r)| serde_json::json!({"quant": q, "stats": r}))
+                    .collect();
+                write_json(path, &serde_json::json!({ "files": files }))?;
+            }
+        }
+    }
+    if let Some(svg) = &a.plot {
+        let points = a
+            .quants
+            .iter()
+            .zip(&results)
+            .map(|(q, r)| {
+                Ok(Point {
+                    label: q
+                        .file_stem()
+                        .map_or(String::new(), |s| s.to_string_lossy().into()),
+                    bytes: file_bytes(q)?,
+                    kld: r.kld_mean,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        plot::size_quality_svg(svg, "llq compare: size and KL divergence", &points, None)?;
     }
     let gates = Gates {
         max_kld: a.max_kld,
         max_ppl_ratio: a.max_ppl_ratio,
         min_top1: a.min_top1,
     };
-    match result.as_ref().and_then(|r| gates.check(r)) {
-        Some(reason) => Err(Error::GateFailed {
-            quant: a.quant,
-            reason,
-        }),
-        None => Ok(()),
+    for (r, quant) in results.iter().zip(a.quants) {
+        if let Some(reason) = gates.check(r) {
+            return Err(Error::GateFailed { quant, reason });
+        }
     }
+    Ok(())
+}
+
+/// The bytes of a GGUF, all files of a split set counted.
+fn file_bytes(path: &Path) -> Result<u64> {
+    let file = llq_formats::gguf::GgufFile::open(path)?;
+    file.shards()
+        .iter()
+        .map(|s| {
+            std::fs::metadata(&s.path)
+                .map(|m| m.len())
+                .map_err(|e| Error::io(&s.path, "cannot read", e))
+        })
+        .sum()
 }
 
 pub fn tensor_error(a: TensorErrorArgs) -> Result<()> {

@@ -4,6 +4,7 @@
 use super::args;
 use crate::checkpoint::Source;
 use crate::error::Result;
+use crate::eval::plot::{self, Point};
 use crate::eval::sizing;
 use crate::runtime::run_command;
 use clap::Args;
@@ -27,6 +28,10 @@ pub struct PlanArgs {
     /// Context of the --measure comparisons.
     #[arg(long, default_value_t = 512)]
     measure_ctx: usize,
+    /// With --measure: draw file size against KLD for every type to this SVG (the Pareto front
+    /// and the --ram budget marked).
+    #[arg(long, value_name = "FILE.svg", requires = "measure")]
+    plot: Option<PathBuf>,
     /// Chunks of the --measure comparisons (default: all).
     #[arg(long, value_parser = args::count)]
     chunks: Option<usize>,
@@ -41,6 +46,20 @@ pub fn run(a: PlanArgs) -> Result<()> {
                 eprintln!("measuring {ft}")
             })
         })?;
+    }
+    if let Some(svg) = &a.plot {
+        let points: Vec<Point> = rows
+            .iter()
+            .map(|r| Point {
+                label: r.file_type.name().to_string(),
+                bytes: r.file_bytes,
+                kld: r.kld_mean.unwrap_or(f64::NAN),
+            })
+            .collect();
+        // The file's share of the RAM: what is left after the KV cache.
+        let budget = a.ram.map(|ram| ram.saturating_sub(rows[0].kv_bytes));
+        let title = format!("{}: size and KL divergence per type", a.src.display());
+        plot::size_quality_svg(svg, &title, &points, budget)?;
     }
     if a.json {
         let j = serde_json::json!({

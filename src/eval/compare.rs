@@ -18,7 +18,7 @@ use crate::runtime::forward::{KvCache, Logits, Session};
 use crate::runtime::model::Model;
 use crate::tokenizer::Tokenizer;
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Running sums over scored tokens, and every token's KLD for percentiles.
 #[derive(Default)]
@@ -248,30 +248,42 @@ pub fn compare(
 pub struct CompareSpec<'a> {
     /// Reference: an F32/F16/BF16 GGUF, or a checkpoint folder (run as F32).
     pub reference: &'a Path,
-    pub quant: &'a Path,
+    /// The quantized GGUFs, each compared with the reference.
+    pub quants: &'a [PathBuf],
     pub text: &'a Path,
     pub n_ctx: usize,
     pub max_chunks: Option<usize>,
     pub progress: bool,
 }
 
-/// Load both models, check they belong together, tokenize the text with the reference's
-/// tokenizer and [`compare`] them over it.
-pub fn compare_files(spec: &CompareSpec) -> Result<CompareResult> {
-    let q = Model::load(spec.quant)?;
+/// Load the reference once, tokenize the text with its tokenizer, then for each quantized
+/// file check that it belongs with the reference and [`compare`] them over the text.
+pub fn compare_files(spec: &CompareSpec) -> Result<Vec<CompareResult>> {
+    let quants = spec
+        .quants
+        .iter()
+        .map(|q| Model::load(q))
+        .collect::<Result<Vec<_>>>()?;
     let r = load_reference(spec.reference)?;
-    check_pair(&r, &q, spec.reference, spec.quant)?;
+    for (q, path) in quants.iter().zip(spec.quants) {
+        check_pair(&r, q, spec.reference, path)?;
+    }
     let tok = Tokenizer::from_model(&r)?;
     let tokens = chunked_tokens(&tok, spec.text, spec.n_ctx, "a comparison")?;
-    Ok(compare_models(
-        &r,
-        &q,
-        &tokens,
-        tok.bos(),
-        spec.n_ctx,
-        spec.max_chunks,
-        spec.progress,
-    ))
+    Ok(quants
+        .iter()
+        .map(|q| {
+            compare_models(
+                &r,
+                q,
+                &tokens,
+                tok.bos(),
+                spec.n_ctx,
+                spec.max_chunks,
+                spec.progress,
+            )
+        })
+        .collect())
 }
 
 /// [`compare`] two loaded models, with a progress bar over chunks if asked.

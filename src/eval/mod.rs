@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod imatrix;
 pub mod perplexity;
+pub mod plot;
 pub mod reference;
 pub mod sizing;
 pub mod tensor_error;

@@ -304,3 +304,60 @@ fn per_tensor_errors_are_sorted_worst_first() {
         serde_json::from_str(&std::fs::read_to_string(&json2).unwrap()).unwrap();
     assert!(rows.iter().all(|r| f(r, "rel_rmse") == 0.0));
 }
+
+/// `--plot` draws each compared file, labelled, in an SVG an XML parser reads; several files
+/// are compared against one reference.
+#[test]
+fn several_files_and_their_plot() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let f16 = dir.path().join("f16.gguf");
+    llq_ok(&[
+        "convert",
+        s(&fixture("meta")),
+        "-o",
+        s(&f16),
+        "-t",
+        "f16",
+        "--quiet",
+    ]);
+    let mut quants = Vec::new();
+    for ty in ["q4_0", "q8_0", "q2_k"] {
+        let q = dir.path().join(format!("{ty}.gguf"));
+        llq_ok(&["quantize", s(&f16), s(&q), ty, "--quiet"]);
+        quants.push(q);
+    }
+    let text = dir.path().join("text.txt");
+    std::fs::write(
+        &text,
+        "The quick brown fox jumps over the lazy dog. ".repeat(200),
+    )
+    .unwrap();
+    let svg = dir.path().join("plot.svg");
+    let json = dir.path().join("all.json");
+    let mut args = vec!["compare", s(&f16)];
+    args.extend(quants.iter().map(|q| s(q)));
+    args.extend(["-f", s(&text), "--ctx", "128", "--chunks", "2", "--quiet"]);
+    args.extend(["--plot", s(&svg), "--json", s(&json)]);
+    let out = llq_ok(&args);
+    assert_eq!(out.matches("== ").count(), 3, "{out}");
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let files = all["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3);
+    let kld = |i: usize| files[i]["stats"]["kld_mean"].as_f64().unwrap();
+    assert!(kld(2) > kld(0) && kld(0) > kld(1), "Q2_K > Q4_0 > Q8_0");
+    let summary: serde_json::Value =
+        serde_json::from_str(&run_py(&python, "svg_summary.py", &[s(&svg)])).unwrap();
+    assert_eq!(summary["root"], "{http://www.w3.org/2000/svg}svg");
+    assert_eq!(summary["circles"], 3);
+    let texts: Vec<&str> = summary["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    for label in ["q4_0", "q8_0", "q2_k", "Pareto front"] {
+        assert!(texts.contains(&label), "{label} in {texts:?}");
+    }
+}
