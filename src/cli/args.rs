@@ -3,6 +3,7 @@
 //! errors (exit code 2) naming the flag.
 
 use crate::error::{Error, Result};
+use crate::quantize::fit::{Budget, Calibration, FitOptions};
 use crate::quantize::policy::{can_hold_weights, Policy, TypeOverride};
 use crate::quantize::{ConvertOptions, Split};
 use crate::tokenizer::chat;
@@ -144,10 +145,10 @@ pub struct QuantArgs {
     #[arg(long)]
     force: bool,
     /// Quantize every weight to the base type (no per-tensor mix rules).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fitting")]
     pure: bool,
     /// Override types of tensors whose name matches a regex: PATTERN=TYPE (repeatable).
-    #[arg(long = "tensor-type", value_name = "PATTERN=TYPE", value_parser = type_override)]
+    #[arg(long = "tensor-type", value_name = "PATTERN=TYPE", value_parser = type_override, conflicts_with = "fitting")]
     tensor_types: Vec<TypeOverride>,
     /// Type of output.weight.
     #[arg(long, value_name = "TYPE", value_parser = tensor_type)]
@@ -181,11 +182,40 @@ pub struct QuantArgs {
     chat_template: Option<String>,
     /// Write a split set, OUT-00001-of-0000N.gguf …, each file holding at most SIZE of tensor
     /// data (M = 10^6 bytes, G = 10^9, as gguf-split; a larger tensor gets a file of its own).
-    #[arg(long, value_name = "SIZE", value_parser = split_size, conflicts_with = "split_max_tensors")]
+    #[arg(long, value_name = "SIZE", value_parser = split_size, conflicts_with_all = ["split_max_tensors", "fitting"])]
     split_max_size: Option<u64>,
     /// Write a split set with at most N tensors per file.
-    #[arg(long, value_name = "N", value_parser = count)]
+    #[arg(long, value_name = "N", value_parser = count, conflicts_with = "fitting")]
     split_max_tensors: Option<usize>,
+    /// The best file no larger than SIZE (e.g. 3.5GiB, 4GB, 3500MB, bytes): every weight's type
+    /// chosen to minimise the predicted loss, measured with --calibration (or --imatrix).
+    #[arg(long, value_name = "SIZE", value_parser = bytes, group = "fitting")]
+    fit: Option<u64>,
+    /// As --fit, with a budget in bits per weight over the weight tensors.
+    #[arg(long, value_name = "BITS", group = "fitting")]
+    target_bpw: Option<f64>,
+    /// As --fit, with the file size what SIZE of RAM leaves after the F16 KV cache at --ctx and
+    /// the runtime's working memory.
+    #[arg(long, value_name = "SIZE", value_parser = bytes, group = "fitting")]
+    fit_ram: Option<u64>,
+    /// Context the KV cache of --fit-ram holds.
+    #[arg(long, default_value_t = 4096, requires = "fit_ram")]
+    ctx: usize,
+    /// Text the reference model runs over to measure what quantizing each kind of tensor
+    /// costs (KL divergence) for --fit.
+    #[arg(long, value_name = "TEXT", requires = "fitting")]
+    calibration: Option<PathBuf>,
+    /// Chunks of the calibration text.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = count, requires = "calibration")]
+    calibration_chunks: usize,
+    /// Tokens per calibration chunk.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 512,
+        requires = "calibration"
+    )]
+    calibration_ctx: usize,
     /// Also write the per-type report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -195,8 +225,54 @@ pub struct QuantArgs {
 }
 
 impl QuantArgs {
-    /// The conversion these flags ask for, to `file_type`.
-    pub fn options(&self, file_type: FileType, allow_requantize: bool) -> Result<ConvertOptions> {
+    /// Whether a budget (--fit, --target-bpw, --fit-ram) chooses the types.
+    pub fn fitting(&self) -> bool {
+        self.budget().is_some()
+    }
+
+    /// The budget of --fit, --target-bpw or --fit-ram, if one was given.
+    fn budget(&self) -> Option<Budget> {
+        match (self.fit, self.target_bpw, self.fit_ram) {
+            (Some(bytes), _, _) => Some(Budget::FileBytes(bytes)),
+            (_, Some(bits), _) => Some(Budget::BitsPerWeight(bits)),
+            (_, _, Some(bytes)) => Some(Budget::Ram {
+                bytes,
+                ctx: self.ctx,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The conversion these flags ask for: to `file_type`, or to a fitted mix (where a
+    /// `file_type` is a usage error).
+    pub fn options(
+        &self,
+        file_type: Option<FileType>,
+        allow_requantize: bool,
+    ) -> Result<ConvertOptions> {
+        let fit = self.budget().map(|budget| FitOptions {
+            budget,
+            calibration: self.calibration.clone().map(|text| Calibration {
+                text,
+                chunks: self.calibration_chunks,
+                n_ctx: self.calibration_ctx,
+            }),
+        });
+        let file_type = match (file_type, &fit) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Usage(
+                    "--fit, --target-bpw and --fit-ram choose the types: give no --type".into(),
+                ))
+            }
+            (None, Some(_)) => FileType::Q8_0,
+            (Some(ft), None) => ft,
+            (None, None) => {
+                return Err(Error::Usage(
+                    "give a type (--type / TYPE) or a budget (--fit, --target-bpw, --fit-ram)"
+                        .into(),
+                ))
+            }
+        };
         let quant_mode = match self.quant_mode {
             Mode::Ggml => QuantMode::Ggml,
             Mode::Unbiased if self.imatrix.is_none() => {
@@ -232,6 +308,7 @@ impl QuantArgs {
                 (None, Some(n)) => Some(Split::Limit(SplitLimit::Tensors(n))),
                 (None, None) => None,
             },
+            fit,
             ..ConvertOptions::new(policy)
         })
     }

@@ -20,9 +20,9 @@ pub struct ConvertArgs {
     #[arg(short, long)]
     output: PathBuf,
     /// Output type (case-insensitive).
-    #[arg(short = 't', long = "type", default_value = "f16", value_parser = args::file_type,
-          help = format!("Output type, case-insensitive: {}", args::file_type_names()))]
-    file_type: FileType,
+    #[arg(short = 't', long = "type", value_parser = args::file_type,
+          help = format!("Output type, case-insensitive (default F16): {}", args::file_type_names()))]
+    file_type: Option<FileType>,
     /// Run `llq verify` on SRC first (checklist.chk MD5s, shards against the index).
     #[arg(long)]
     verify: bool,
@@ -38,9 +38,9 @@ pub struct ConvertArgs {
 pub struct QuantizeArgs {
     input: PathBuf,
     output: PathBuf,
-    /// Output type (as for convert).
+    /// Output type (as for convert); none with --fit, --target-bpw or --fit-ram.
     #[arg(value_name = "TYPE", value_parser = args::file_type)]
-    file_type: FileType,
+    file_type: Option<FileType>,
     /// Accept an already-quantized input (quality is lost twice).
     #[arg(long)]
     allow_requantize: bool,
@@ -53,7 +53,10 @@ pub struct QuantizeArgs {
 }
 
 pub fn convert(a: ConvertArgs) -> Result<()> {
-    let mut opts = a.quant.options(a.file_type, false)?;
+    let ft = a
+        .file_type
+        .or((!a.quant.fitting()).then_some(FileType::F16));
+    let mut opts = a.quant.options(ft, false)?;
     opts.source.rope_scaling_factor = a.rope_scaling_factor;
     if a.verify {
         verify::verify(&a.src)?;
@@ -85,6 +88,32 @@ fn print_report(out: &Path, r: &ConvertReport, json_path: Option<&Path>) -> Resu
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
+    if let Some(fit) = &r.fit {
+        eprintln!("fit: {}", fit.method);
+        eprintln!(
+            "{:<28} {:<6} {:>12} {:>14}",
+            "tensor", "type", "bytes", "predicted loss"
+        );
+        for t in &fit.tensors {
+            eprintln!(
+                "{:<28} {:<6} {:>12} {:>14.4e}",
+                t.name,
+                t.ty.name(),
+                t.bytes,
+                t.predicted_loss
+            );
+        }
+        eprintln!(
+            "fit: {} bytes ({:.3} bits per weight) for a budget of {}, predicted loss {:.4e}, \
+             file type {}, {:.1} s choosing",
+            fit.file_bytes,
+            fit.bits_per_weight,
+            fit.budget,
+            fit.predicted_loss,
+            fit.file_type,
+            fit.measure_seconds
+        );
+    }
     for t in r.tensors.iter().filter(|t| t.fallback.is_some()) {
         eprintln!(
             "fallback: {}: {}",
@@ -114,6 +143,7 @@ fn print_report(out: &Path, r: &ConvertReport, json_path: Option<&Path>) -> Resu
     let report = json!({
         "output": out,
         "files": r.outputs,
+        "fit": r.fit,
         "output_bytes": r.output_bytes,
         "input_bytes": r.input_bytes,
         "seconds": r.seconds,

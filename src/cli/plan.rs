@@ -6,6 +6,7 @@ use crate::checkpoint::Source;
 use crate::error::Result;
 use crate::eval::plot::{self, Point};
 use crate::eval::sizing;
+use crate::quantize::fit;
 use crate::runtime::run_command;
 use clap::Args;
 use std::path::PathBuf;
@@ -61,9 +62,14 @@ pub fn run(a: PlanArgs) -> Result<()> {
         let title = format!("{}: size and KL divergence per type", a.src.display());
         plot::size_quality_svg(svg, &title, &points, budget)?;
     }
+    // What --fit-ram would aim for with the same RAM and context.
+    let fit_bytes = a
+        .ram
+        .map(|ram| fit::ram_budget(&source.hparams, ram, a.ctx));
     if a.json {
         let j = serde_json::json!({
             "source": a.src, "ctx": a.ctx, "ram": a.ram, "types": rows,
+            "fit_ram_file_bytes": fit_bytes.flatten(),
         });
         println!("{}", serde_json::to_string_pretty(&j).expect("serializes"));
         return Ok(());
@@ -102,6 +108,19 @@ pub fn run(a: PlanArgs) -> Result<()> {
         println!();
     }
     println!("KV cache: F16 keys and values at ctx {}", a.ctx);
+    match fit_bytes {
+        Some(Some(b)) => println!(
+            "--fit-ram {} --ctx {}: the best file of at most {b} bytes ({}), after the KV cache \
+             and the runtime's working memory",
+            human(a.ram.unwrap_or(0)),
+            a.ctx,
+            human(b)
+        ),
+        Some(None) => {
+            println!("--fit-ram: the RAM does not even hold the KV cache at this context")
+        }
+        None => {}
+    }
     Ok(())
 }
 

@@ -45,6 +45,15 @@ pub fn build(source: &Source, file_type: FileType, chat_template: Option<&str>) 
     }
 }
 
+/// Set `general.file_type` (a fitted mix is told apart only after the metadata is built).
+pub fn set_file_type(kvs: &mut [Kv], file_type: FileType) {
+    for (k, v) in kvs.iter_mut() {
+        if k == keys::general::FILE_TYPE {
+            *v = Value::U32(file_type.gguf_id());
+        }
+    }
+}
+
 /// Replace (or add, after the other tokenizer keys) the default chat template.
 pub fn set_chat_template(kvs: &mut Vec<Kv>, template: &str) {
     let value = Value::String(template.to_string());

@@ -3,6 +3,7 @@
 //! the tensors ([`imatrix`]), the GGUF metadata ([`metadata`]), and the streaming conversion
 //! itself ([`pipeline`]).
 
+pub mod fit;
 pub mod imatrix;
 pub mod metadata;
 pub(crate) mod output;

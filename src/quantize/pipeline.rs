@@ -1,6 +1,7 @@
 //! The conversion loop: source rows → f32 → target type → GGUF writer, one tensor at a time,
 //! row chunks in parallel, into an atomic output file.
 
+use super::fit::{self, FitOptions, FitReport};
 use super::policy::{self, Policy, TensorTarget};
 use super::{imatrix, metadata, output};
 use crate::atomic_file::{self, AtomicFile};
@@ -11,6 +12,7 @@ use llq_formats::gguf::split::SplitLimit;
 use llq_formats::gguf::{GgufWriter, TensorSpec};
 use llq_formats::imatrix::Imatrix;
 use llq_kernels::codec::QuantMode;
+use llq_types::FileType;
 use rayon::prelude::*;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -40,6 +42,9 @@ pub struct ConvertOptions {
     /// Write a split set rather than one file (`--split-max-size`, `--split-max-tensors`,
     /// `--keep-split`).
     pub split: Option<Split>,
+    /// Choose the tensor types to fit a budget (`--fit`, `--target-bpw`, `--fit-ram`) instead
+    /// of the policy's.
+    pub fit: Option<FitOptions>,
 }
 
 impl ConvertOptions {
@@ -57,6 +62,7 @@ impl ConvertOptions {
             source: OpenOptions::default(),
             chat_template: None,
             split: None,
+            fit: None,
         }
     }
 }
@@ -74,6 +80,8 @@ pub enum Split {
 pub struct ConvertReport {
     /// The files written: OUT, or the files of a split set.
     pub outputs: Vec<PathBuf>,
+    /// What `--fit` chose, and why.
+    pub fit: Option<FitReport>,
     pub tensors: Vec<TensorTarget>,
     /// Things the user should know that did not stop the conversion.
     pub warnings: Vec<String>,
@@ -97,6 +105,13 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
         .collect();
     let mut policy = opts.policy.clone();
     policy.has_imatrix |= opts.imatrix.is_some();
+    if opts.fit.is_some() {
+        // Every weight quantized, so that each gets its imatrix entry; --fit decides the types.
+        policy = Policy {
+            pure: true,
+            ..Policy::new(FileType::Q8_0)
+        };
+    }
     let targets = policy::assign(&source.hparams, &list, &policy)?;
     let mut kv = metadata::build(
         &source,
@@ -111,6 +126,21 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
             let matched = imatrix::match_imatrix(path, &imatrix, &targets)?;
             imatrix::add_metadata(&mut kv, path, &imatrix);
             (matched.importance, matched.warnings)
+        }
+    };
+    let (targets, fitted) = match &opts.fit {
+        None => (targets, None),
+        Some(fit_opts) => {
+            let (targets, report) = fit::fit(
+                &source,
+                &kv,
+                &importance,
+                opts.quant_mode,
+                fit_opts,
+                opts.progress,
+            )?;
+            metadata::set_file_type(&mut kv, report.file_type);
+            (targets, Some(report))
         }
     };
     let specs: Vec<TensorSpec> = targets
@@ -191,6 +221,7 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
             .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
             .sum(),
         outputs,
+        fit: fitted,
         input_bytes: source.source_bytes(),
         tensors: targets,
         warnings,

@@ -9,16 +9,24 @@ use llq_kernels::matmul::Weights;
 use llq_types::GgmlType;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
-/// A 2-D weight: where its bytes are (which file of the model, which range) and its rows ×
-/// cols (cols contiguous).
+/// A 2-D weight: where its bytes are and its rows × cols (cols contiguous).
 #[derive(Clone, Debug)]
 pub struct Matrix {
     pub ty: GgmlType,
-    shard: usize,
-    range: Range<usize>,
+    storage: Storage,
     pub rows: usize,
     pub cols: usize,
+}
+
+/// Where a weight's bytes are.
+#[derive(Clone, Debug)]
+enum Storage {
+    /// In the memory map of one file of the model.
+    Mapped { shard: usize, range: Range<usize> },
+    /// In memory: a weight replaced by [`Model::replace`].
+    Owned(Arc<[u8]>),
 }
 
 /// One transformer block's weights.
@@ -96,10 +104,64 @@ impl Model {
     }
 
     /// A weight as the kernels take it.
-    pub fn weights(&self, m: &Matrix) -> Weights<'_> {
-        let map = &self.file.shards()[m.shard].map;
-        Weights::new(m.ty, &map[m.range.clone()], m.rows, m.cols)
-            .expect("checked when the model was loaded")
+    pub fn weights<'a>(&'a self, m: &'a Matrix) -> Weights<'a> {
+        let data: &[u8] = match &m.storage {
+            Storage::Mapped { shard, range } => &self.file.shards()[*shard].map[range.clone()],
+            Storage::Owned(bytes) => bytes,
+        };
+        Weights::new(m.ty, data, m.rows, m.cols)
+            .expect("checked when the model was loaded or replaced")
+    }
+
+    /// The matrix of tensor `name` (GGUF name), if the model has one.
+    pub fn matrix_mut(&mut self, name: &str) -> Option<&mut Matrix> {
+        if name == "token_embd.weight" {
+            return Some(&mut self.tok_embd);
+        }
+        if name == "output.weight" {
+            return Some(&mut self.output);
+        }
+        let rest = name.strip_prefix("blk.")?;
+        let (layer, kind) = rest.split_once('.')?;
+        let l = self.layers.get_mut(layer.parse::<usize>().ok()?)?;
+        Some(match kind {
+            "attn_q.weight" => &mut l.wq,
+            "attn_k.weight" => &mut l.wk,
+            "attn_v.weight" => &mut l.wv,
+            "attn_output.weight" => &mut l.wo,
+            "ffn_gate.weight" => &mut l.w_gate,
+            "ffn_up.weight" => &mut l.w_up,
+            "ffn_down.weight" => &mut l.w_down,
+            _ => return None,
+        })
+    }
+
+    /// Replace the weights of tensor `name` by `data`, rows of type `ty` (for measuring what
+    /// quantizing one tensor costs); returns the matrix replaced, to put back afterwards.
+    pub fn replace(
+        &mut self,
+        name: &str,
+        ty: GgmlType,
+        data: Arc<[u8]>,
+    ) -> std::result::Result<Matrix, String> {
+        let m = self
+            .matrix_mut(name)
+            .ok_or_else(|| format!("no weight matrix {name}"))?;
+        Weights::new(ty, &data, m.rows, m.cols).map_err(|e| format!("{name}: {e}"))?;
+        let replacement = Matrix {
+            ty,
+            storage: Storage::Owned(data),
+            rows: m.rows,
+            cols: m.cols,
+        };
+        Ok(std::mem::replace(m, replacement))
+    }
+
+    /// Put a matrix taken by [`Model::replace`] back.
+    pub fn restore(&mut self, name: &str, original: Matrix) {
+        if let Some(m) = self.matrix_mut(name) {
+            *m = original;
+        }
     }
 }
 
@@ -129,8 +191,10 @@ impl Loader<'_> {
         let (_, range) = self.file.tensor_location(t);
         let m = Matrix {
             ty: t.ty,
-            shard: t.shard,
-            range,
+            storage: Storage::Mapped {
+                shard: t.shard,
+                range,
+            },
             rows: shape[0],
             cols: shape[1],
         };

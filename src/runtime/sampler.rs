@@ -74,10 +74,11 @@ pub fn argmax(x: &[f32]) -> u32 {
 }
 
 /// A small, fast, seedable generator (Steele et al.'s SplitMix64).
-struct SplitMix64(u64);
+/// A small seeded generator (SplitMix64): reproducible sampling and test data.
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

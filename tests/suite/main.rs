@@ -9,6 +9,7 @@ mod bad_input;
 mod chat;
 mod compare;
 mod convert;
+mod fit;
 mod imatrix;
 mod imatrix_compute;
 mod imatrix_kld;
