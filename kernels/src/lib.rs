@@ -5,6 +5,7 @@ pub mod codec;
 pub mod dot;
 pub mod float;
 pub mod kquant;
+pub mod linalg;
 pub mod matmul;
 pub mod quant;
 
