@@ -9,7 +9,7 @@ use crate::progress;
 use crate::source::{OpenOptions, Source, SourceKind, SourceTensor};
 use llq_formats::gguf::{GgufWriter, TensorSpec, Value};
 use llq_formats::imatrix::Imatrix;
-use llq_kernels::codec::QuantMode;
+use llq_kernels::QuantMode;
 use llq_types::keys;
 use rayon::prelude::*;
 use std::io::{BufWriter, Write};
@@ -372,7 +372,7 @@ impl ChunkEncoder<'_> {
                     .chunks_exact(row_len)
                     .zip(dst.chunks_exact_mut(gguf_row_bytes))
                 {
-                    llq_kernels::codec::quantize_row_mode(
+                    llq_kernels::quantize_row_mode(
                         self.plan.ty,
                         src,
                         dst,

@@ -7,5 +7,7 @@ pub mod float;
 pub mod kquant;
 pub mod matmul;
 pub mod quant;
+mod rounding;
 
 pub use codec::{dequantize_row, quantize_row, BlockCodec};
+pub use rounding::unbiased::{quantize_row_mode, QuantMode};

@@ -11,7 +11,7 @@ use crate::plan::{self, PlanOptions, TypeOverride};
 use crate::runtime::generate::GenerateOptions;
 use crate::runtime::run_command;
 use clap::{Args, Parser, Subcommand};
-use llq_kernels::codec::QuantMode;
+use llq_kernels::QuantMode;
 use llq_types::FileType;
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! The ggml K-quants (Q2_K ... Q6_K, and Q8_K for activations): super-blocks of 256 elements
 //! split into sub-blocks of 16 or 32, each with a small integer scale (and min) that is itself
 //! quantized against one or two fp16 super-block scales. Each type has its own file; the scale
-//! searches they share live in [`search`].
+//! searches they share live in [`crate::rounding::kquant`].
 //!
 //! Bit-exactness with ggml is the contract: without importance weights `quantize_row` matches
 //! `quantize_row_qX_K_ref` (what llama-quantize runs without an imatrix), with them it matches
@@ -15,7 +15,6 @@ mod q4_k;
 mod q5_k;
 mod q6_k;
 mod q8_k;
-mod search;
 mod sub32;
 
 pub use q2_k::Q2_K;

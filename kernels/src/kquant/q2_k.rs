@@ -2,12 +2,12 @@
 //! nibble), 64 bytes of 2-bit levels, then `d` and `dmin` (fp16). Element `i` of sub-block `j`
 //! (16 elements each) is `d·sc_j·q − dmin·m_j`.
 
-use super::search::{
-    make_qkx_quants, make_qp_quants, nearest_int, requantize_affine, sum, sum_squares, QkxParams,
-    IMATRIX_SEARCH,
-};
 use super::{dequantize_blocks, pack_2bit, quantize_blocks, read_f16, write_f16, Block};
 use crate::codec::BlockCodec;
+use crate::rounding::kquant::{
+    make_qkx_quants, make_qp_quants, requantize_affine, QkxParams, IMATRIX_SEARCH,
+};
+use crate::rounding::{nearest_int, sum, sum_squares};
 use llq_types::{GgmlType, QK_K};
 
 #[allow(non_camel_case_types)]

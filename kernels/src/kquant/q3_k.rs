@@ -2,11 +2,10 @@
 //! parts, 12 bytes of packed 6-bit signed sub-block scales, then `d` (fp16). Element `i` of
 //! sub-block `j` (16 elements each) is `d·(sc_j − 32)·(q − 4)`.
 
-use super::search::{
-    make_q3_quants, make_qx_quants, nearest_int, requantize_symmetric, sum, sum_squares,
-};
 use super::{dequantize_blocks, pack_2bit, quantize_blocks, read_f16, write_f16, Block};
 use crate::codec::BlockCodec;
+use crate::rounding::kquant::{make_q3_quants, requantize_symmetric};
+use crate::rounding::{make_qx_quants, nearest_int, sum, sum_squares};
 use llq_types::{GgmlType, QK_K};
 
 #[allow(non_camel_case_types)]

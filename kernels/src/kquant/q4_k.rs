@@ -2,10 +2,10 @@
 //! and mins, then 128 bytes of 4-bit levels. Element `i` of sub-block `j` is
 //! `d·sc_j·q − dmin·m_j`.
 
-use super::search::QkxParams;
 use super::sub32::{scale_min, Sub32, HEAD_BYTES};
 use super::{dequantize_blocks, quantize_blocks};
 use crate::codec::BlockCodec;
+use crate::rounding::kquant::QkxParams;
 use llq_types::GgmlType;
 
 #[allow(non_camel_case_types)]

@@ -2,10 +2,10 @@
 //! and mins, 32 bytes of fifth bits, then 128 bytes of low nibbles laid out as Q4_K's. Element
 //! `i` of sub-block `j` is `d·sc_j·q − dmin·m_j`.
 
-use super::search::QkxParams;
 use super::sub32::{scale_min, Sub32, HEAD_BYTES};
 use super::{dequantize_blocks, quantize_blocks};
 use crate::codec::BlockCodec;
+use crate::rounding::kquant::QkxParams;
 use llq_types::GgmlType;
 
 #[allow(non_camel_case_types)]

@@ -2,9 +2,10 @@
 //! signed 8-bit sub-block scales, then `d` (fp16). Element `i` of sub-block `j` (16 elements
 //! each) is `d·sc_j·(q − 32)`.
 
-use super::search::{make_qx_quants, nearest_int, requantize_symmetric, GROUP_MAX_EPS};
 use super::{dequantize_blocks, quantize_blocks, read_f16, write_f16, Levels};
 use crate::codec::BlockCodec;
+use crate::rounding::kquant::requantize_symmetric;
+use crate::rounding::{make_qx_quants, nearest_int, GROUP_MAX_EPS};
 use llq_types::{GgmlType, QK_K};
 
 #[allow(non_camel_case_types)]

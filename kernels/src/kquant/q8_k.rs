@@ -2,9 +2,9 @@
 //! i16 sums of each 16 levels (which the K-quant dot products use to apply the mins). Used for
 //! activations, never stored in files. Element `i` is `d·q_i`.
 
-use super::search::nearest_int;
 use super::{dequantize_blocks, quantize_blocks};
 use crate::codec::BlockCodec;
+use crate::rounding::nearest_int;
 use llq_types::{GgmlType, QK_K};
 
 #[allow(non_camel_case_types)]

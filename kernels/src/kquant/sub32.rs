@@ -2,11 +2,11 @@
 //! stored as `d`, `dmin` (fp16) and the 12-byte packing in the first 16 bytes of the block. The
 //! two types differ only in level range, the sweep of the search, and how the levels are stored.
 
-use super::search::{
-    get_scale_min_k4, make_qkx_quants, make_qp_quants, nearest_int, pack_scale_min_k4,
-    requantize_affine, sum, sum_squares, QkxParams, IMATRIX_SEARCH,
-};
 use super::{read_f16, write_f16, Block, Levels};
+use crate::rounding::kquant::{
+    make_qkx_quants, make_qp_quants, requantize_affine, QkxParams, IMATRIX_SEARCH,
+};
+use crate::rounding::{nearest_int, sum, sum_squares};
 use llq_types::QK_K;
 
 /// Bytes of `d`, `dmin` and the packed scales at the start of a Q4_K or Q5_K block.
@@ -110,4 +110,45 @@ impl Sub32 {
 pub(super) fn scale_min(head: &[u8], j: usize) -> (f32, f32) {
     let (sc, m) = get_scale_min_k4(j, &head[4..HEAD_BYTES]);
     (read_f16(head, 0) * sc as f32, read_f16(head, 2) * m as f32)
+}
+
+/// Sub-block scale and min `j` (of 8) from the 12-byte 6-bit packing of Q4_K and Q5_K.
+#[inline]
+pub(super) fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// The inverse of [`get_scale_min_k4`] for levels below 64; larger ones are truncated to bytes the
+/// way ggml's packing truncates them.
+fn pack_scale_min_k4(ls: &[u8; 8], lm: &[u8; 8], q: &mut [u8]) {
+    q[..4].copy_from_slice(&ls[..4]);
+    q[4..8].copy_from_slice(&lm[..4]);
+    for j in 4..8 {
+        q[j + 4] = (ls[j] & 0xf) | (lm[j] << 4);
+        q[j - 4] |= (ls[j] >> 4) << 6;
+        q[j] |= (lm[j] >> 4) << 6;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_min_packing_round_trips() {
+        let ls = [0, 1, 17, 63, 32, 5, 48, 63];
+        let lm = [63, 2, 0, 31, 16, 62, 1, 40];
+        let mut q = [0u8; 12];
+        pack_scale_min_k4(&ls, &lm, &mut q);
+        for j in 0..8 {
+            assert_eq!(get_scale_min_k4(j, &q), (ls[j], lm[j]), "{j}");
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The legacy ggml block formats (Q8_0, Q8_1, Q4_0, Q4_1, Q5_0, Q5_1): 32 elements per block with
-//! one fp16 scale, plus an fp16 offset in the `_1` types. Each type has its own file; the rounding
-//! rules they share live here and in [`search`].
+//! one fp16 scale, plus an fp16 offset in the `_1` types. Each type has its own file; the layout
+//! helpers they share live here, their rounding rules in [`crate::rounding::legacy`].
 //!
 //! Bit-exactness with ggml's `quantize_row_*_ref` (and gguf-py, which mirrors it) is the contract:
 //! every step is done in f32 in ggml's order, Rust never fuses a multiply-add, and the reciprocal of
@@ -12,7 +12,6 @@ mod q5_0;
 mod q5_1;
 mod q8_0;
 mod q8_1;
-mod search;
 
 pub use q4_0::Q4_0;
 pub use q4_1::Q4_1;
@@ -23,14 +22,16 @@ pub use q8_1::Q8_1;
 
 use crate::codec::dequantize_blocks;
 use crate::float::{f16_bits_to_f32, f32_to_f16_bits};
+use crate::rounding::make_qx_quants;
+use crate::rounding::unbiased::refine_symmetric;
 use llq_types::GgmlType;
 
 /// Elements per block of every legacy type.
-const QK: usize = 32;
+pub(crate) const QK: usize = 32;
 
-type Block = [f32; QK];
+pub(crate) type Block = [f32; QK];
 /// Quantized levels of one block, unsigned (the zero point already added).
-type Levels = [u8; QK];
+pub(crate) type Levels = [u8; QK];
 
 /// Encode a row block by block with `encode`.
 fn quantize_blocks(ty: GgmlType, src: &[f32], dst: &mut [u8], encode: impl Fn(&Block, &mut [u8])) {
@@ -70,19 +71,9 @@ fn quantize_row_with(
     }
 }
 
-/// ggml's `id = d ? 1/d : 0`: a zero block quantizes to the zero point instead of 0/0.
-#[inline]
-fn inverse_or_zero(d: f32) -> f32 {
-    if d != 0.0 {
-        1.0 / d
-    } else {
-        0.0
-    }
-}
-
 /// `--quant-mode unbiased` for a symmetric type (Q4_0: `nmax` 8, Q5_0: 16): ggml's weighted
-/// search, then [`search::refine_symmetric`], each block written by `write(d, levels, out)`.
-/// Needs importance; the caller then rescales each block ([`crate::codec::quantize_row_mode`]).
+/// search, then [`refine_symmetric`], each block written by `write(d, levels, out)`. Needs
+/// importance; the caller then rescales each block ([`crate::rounding::unbiased`]).
 fn quantize_row_refined(
     ty: GgmlType,
     src: &[f32],
@@ -98,91 +89,12 @@ fn quantize_row_refined(
         Some(importance),
         |_, _| unreachable!("importance is given"),
         |x, w, out| {
-            let (d, mut levels) = search::symmetric_search(x, w, nmax);
-            let d = search::refine_symmetric(x, w, nmax, d, &mut levels);
+            let mut levels = [0; QK];
+            let d = make_qx_quants(nmax, x, Some(w), &mut levels);
+            let d = refine_symmetric(x, w, nmax, d, &mut levels);
             write(d, &levels, out)
         },
     )
-}
-
-/// C's float-to-integer conversion as compiled for x86 (`cvttss2si`), which ggml and numpy both
-/// use: truncation, and the "integer indefinite" `i32::MIN` for NaN and out-of-range values. That
-/// case is real: a block whose largest |x| is below ~1e-37 has a subnormal scale whose f32
-/// reciprocal is infinite, so `x * id` is ±inf or NaN, and every level's low byte becomes 0.
-/// Rust's saturating `as` would map +inf to 255 instead.
-#[inline]
-fn c_trunc(v: f32) -> i32 {
-    if v.abs() < 2_147_483_648.0 {
-        v as i32
-    } else {
-        i32::MIN
-    }
-}
-
-/// `c_trunc(roundf(v))`: C's `roundf` (halves away from zero), then [`c_trunc`]. Computed from
-/// the truncation and the exact fractional part `v - trunc(v)` rather than through a libm call,
-/// which made `roundf` the hottest line of activation quantization.
-#[inline]
-fn c_round(v: f32) -> i32 {
-    let t = v as i32;
-    // Exact: v and its truncation share their leading bits (and t == v when |v| >= 2^23).
-    let frac = v - t as f32;
-    // Branch-free (the halves are data, unpredictable) so that it vectorizes.
-    let r = t
-        .wrapping_add(i32::from(frac >= 0.5))
-        .wrapping_sub(i32::from(frac <= -0.5));
-    if v.abs() < 2_147_483_648.0 {
-        r
-    } else {
-        i32::MIN
-    }
-}
-
-/// The element of largest magnitude, with its sign; the first one wins a tie (ggml compares with
-/// a strict `<`), so `[-3, 3]` gives -3 and `[3, -3]` gives 3.
-/// An all-zero block gives +0.0, hence d = 0/-nmax = -0.0: ggml stores a zero block's d as 0x8000.
-#[inline]
-fn signed_absmax(x: &Block) -> f32 {
-    let (mut amax, mut max) = (0f32, 0f32);
-    for &v in x {
-        if amax < v.abs() {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    max
-}
-
-/// Reference rounding of the symmetric types (Q4_0: `nmax` 8, Q5_0: 16). The scale maps the
-/// signed absmax to level 0, i.e. to -nmax: the extra negative level is spent on the largest
-/// element. Levels are `x/d + nmax` rounded by truncating `x*id + nmax + 0.5`, which is what ggml
-/// does (ties round up, not away from zero).
-fn symmetric_ref(x: &Block, nmax: i32) -> (f32, Levels) {
-    let d = signed_absmax(x) / -(nmax as f32);
-    let id = inverse_or_zero(d);
-    let bias = nmax as f32 + 0.5;
-    let top = 2 * nmax - 1;
-    let levels = std::array::from_fn(|j| c_trunc(x[j] * id + bias).clamp(0, top) as u8);
-    (d, levels)
-}
-
-/// Reference rounding of the affine types (Q4_1: `nmax` 15, Q5_1: 31): the block's min and max
-/// span the levels 0..=nmax. Returns (d, min, levels).
-fn affine_ref(x: &Block, nmax: i32) -> (f32, f32, Levels) {
-    // Strict comparisons from ±f32::MAX, as ggml: the first of equal values (0.0 vs -0.0) stays.
-    let (mut min, mut max) = (f32::MAX, -f32::MAX);
-    for &v in x {
-        if v < min {
-            min = v;
-        }
-        if v > max {
-            max = v;
-        }
-    }
-    let d = (max - min) / nmax as f32;
-    let id = inverse_or_zero(d);
-    let levels = std::array::from_fn(|j| c_trunc((x[j] - min) * id + 0.5).clamp(0, nmax) as u8);
-    (d, min, levels)
 }
 
 /// Write 32 levels as 16 bytes: byte j holds level j in its low nibble and level j+16 in its high
@@ -338,66 +250,5 @@ mod tests {
         // Level 1 is 7 and level 17 is 119 % 32 = 23, whose low nibble is 7.
         assert_eq!(qs[1], 0x77);
         assert_eq!(fifth_bits(&levels) >> 17 & 1, 1);
-    }
-
-    #[test]
-    fn c_round_is_roundf_then_c_trunc() {
-        let mut v = vec![
-            0.5f32,
-            -0.5,
-            1.5,
-            -1.5,
-            2.5,
-            0.49999997,
-            -0.49999997,
-            8388607.5,
-            -8388607.5,
-            8388609.0,
-            127.5,
-            -127.5,
-            2_147_483_520.0,
-            -2_147_483_648.0,
-            2_147_483_648.0,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::NAN,
-            0.0,
-            -0.0,
-            1e-45,
-        ];
-        let mut x = 0x1234_5678u32;
-        for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            let f = f32::from_bits(x);
-            if f.is_finite() && f.abs() < 1e10 {
-                v.push(f);
-            }
-            v.push((x % 100_000) as f32 / 64.0 - 780.0);
-        }
-        for v in v {
-            assert_eq!(c_round(v), c_trunc(v.round()), "{v:e}");
-        }
-    }
-
-    #[test]
-    fn c_trunc_matches_x86_conversion() {
-        assert_eq!(c_trunc(15.99), 15);
-        assert_eq!(c_trunc(-0.7), 0);
-        assert_eq!(c_trunc(f32::INFINITY) as u8, 0);
-        assert_eq!(c_trunc(f32::NEG_INFINITY) as u8, 0);
-        assert_eq!(c_trunc(f32::NAN) as u8, 0);
-    }
-
-    #[test]
-    fn first_of_equal_magnitudes_wins() {
-        let mut x = [0f32; QK];
-        x[3] = -2.0;
-        x[9] = 2.0;
-        assert_eq!(signed_absmax(&x), -2.0);
-        x[3] = 2.0;
-        x[9] = -2.0;
-        assert_eq!(signed_absmax(&x), 2.0);
     }
 }

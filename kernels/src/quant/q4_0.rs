@@ -1,11 +1,12 @@
 //! Q4_0: 18 bytes per 32 values: fp16 d, then 16 bytes of 4-bit levels; value = (q - 8) * d.
 
-use super::search::symmetric_search;
 use super::{
-    decode_symmetric, dequantize_blocks, pack_nibbles, quantize_row_with, read_f16, symmetric_ref,
-    unpack_levels, write_f16, Block, Levels,
+    decode_symmetric, dequantize_blocks, pack_nibbles, quantize_row_with, read_f16, unpack_levels,
+    write_f16, Block, Levels, QK,
 };
 use crate::codec::BlockCodec;
+use crate::rounding::legacy::symmetric_ref;
+use crate::rounding::make_qx_quants;
 use llq_types::GgmlType;
 
 pub struct Q4_0;
@@ -39,7 +40,8 @@ impl BlockCodec for Q4_0 {
                 write(d, &levels, out)
             },
             |x, w, out| {
-                let (d, levels) = symmetric_search(x, w, NMAX);
+                let mut levels = [0; QK];
+                let d = make_qx_quants(NMAX, x, Some(w), &mut levels);
                 write(d, &levels, out)
             },
         )

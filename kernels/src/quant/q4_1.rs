@@ -1,11 +1,11 @@
 //! Q4_1: 20 bytes per 32 values: fp16 d, fp16 m, 16 bytes of 4-bit levels; value = q * d + m.
 
-use super::search::affine_search;
 use super::{
-    affine_ref, decode_affine, dequantize_blocks, pack_nibbles, quantize_row_with, read_f16,
-    unpack_levels, write_f16, Block, Levels,
+    decode_affine, dequantize_blocks, pack_nibbles, quantize_row_with, read_f16, unpack_levels,
+    write_f16, Block, Levels,
 };
 use crate::codec::BlockCodec;
+use crate::rounding::legacy::{affine_ref, affine_search};
 use llq_types::GgmlType;
 
 pub struct Q4_1;

@@ -1,12 +1,13 @@
 //! Q5_0: 22 bytes per 32 values: fp16 d, u32 of fifth bits, 16 bytes of low nibbles;
 //! value = (q - 16) * d.
 
-use super::search::symmetric_search;
 use super::{
     decode_symmetric, dequantize_blocks, fifth_bits, pack_nibbles, quantize_row_with, read_f16,
-    symmetric_ref, unpack_levels, write_f16, Block, Levels,
+    unpack_levels, write_f16, Block, Levels, QK,
 };
 use crate::codec::BlockCodec;
+use crate::rounding::legacy::symmetric_ref;
+use crate::rounding::make_qx_quants;
 use llq_types::GgmlType;
 
 pub struct Q5_0;
@@ -41,7 +42,8 @@ impl BlockCodec for Q5_0 {
                 write(d, &levels, out)
             },
             |x, w, out| {
-                let (d, levels) = symmetric_search(x, w, NMAX);
+                let mut levels = [0; QK];
+                let d = make_qx_quants(NMAX, x, Some(w), &mut levels);
                 write(d, &levels, out)
             },
         )

@@ -1,12 +1,12 @@
 //! Q5_1: 24 bytes per 32 values: fp16 d, fp16 m, u32 of fifth bits, 16 bytes of low nibbles;
 //! value = q * d + m.
 
-use super::search::affine_search;
 use super::{
-    affine_ref, decode_affine, dequantize_blocks, fifth_bits, pack_nibbles, quantize_row_with,
-    read_f16, unpack_levels, write_f16, Block, Levels,
+    decode_affine, dequantize_blocks, fifth_bits, pack_nibbles, quantize_row_with, read_f16,
+    unpack_levels, write_f16, Block, Levels,
 };
 use crate::codec::BlockCodec;
+use crate::rounding::legacy::{affine_ref, affine_search};
 use llq_types::GgmlType;
 
 pub struct Q5_1;

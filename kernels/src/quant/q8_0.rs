@@ -1,24 +1,12 @@
 //! Q8_0: 34 bytes per 32 values: fp16 d, then 32 signed bytes; value = q * d. Importance is
 //! ignored, as in ggml: with 255 levels a weighted search gains nothing measurable.
 
-use super::{
-    c_round, dequantize_blocks, inverse_or_zero, quantize_blocks, read_f16, write_f16, Block,
-};
+use super::{dequantize_blocks, quantize_blocks, read_f16, write_f16, Block};
 use crate::codec::BlockCodec;
+use crate::rounding::legacy::round_q8;
 use llq_types::GgmlType;
 
 pub struct Q8_0;
-
-/// Reference 8-bit rounding shared with Q8_1: d = amax/127, q = round(x/d) with ties away from
-/// zero (C's `roundf`), computed as `x * (1/d)`. Returns (d, q).
-pub(super) fn round_q8(x: &Block) -> (f32, [i8; 32]) {
-    let amax = x
-        .iter()
-        .fold(0f32, |m, v| if m > v.abs() { m } else { v.abs() });
-    let d = amax / 127.0;
-    let id = inverse_or_zero(d);
-    (d, std::array::from_fn(|j| c_round(x[j] * id) as i8))
-}
 
 /// Decode 32 signed bytes scaled by `d`.
 pub(super) fn decode_q8(d: f32, qs: &[u8], out: &mut Block) {
@@ -55,16 +43,5 @@ mod tests {
     #[test]
     fn error_is_within_half_a_step() {
         check_round_trip::<Q8_0>(q8_bound, false);
-    }
-
-    #[test]
-    fn ties_round_away_from_zero() {
-        // amax 127 makes d = 1 exactly, so x/d = 2.5 must give 3 and -2.5 give -3.
-        let mut x = [0f32; 32];
-        x[0] = 127.0;
-        x[1] = 2.5;
-        x[2] = -2.5;
-        let (d, q) = round_q8(&x);
-        assert_eq!((d, q[0], q[1], q[2]), (1.0, 127, 3, -3));
     }
 }

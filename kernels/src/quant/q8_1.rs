@@ -2,9 +2,10 @@
 //! ggml uses it for activations: `s` lets a dot product against Q4_1/Q5_1 weights add the
 //! weights' offset `m * sum(x)` without another pass.
 
-use super::q8_0::{decode_q8, round_q8};
+use super::q8_0::decode_q8;
 use super::{dequantize_blocks, quantize_blocks, read_f16, write_f16};
 use crate::codec::BlockCodec;
+use crate::rounding::legacy::round_q8;
 use llq_types::GgmlType;
 
 pub struct Q8_1;

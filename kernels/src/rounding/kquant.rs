@@ -1,103 +1,13 @@
-//! The scale searches of the K-quants, shared by every type: given a small group of values (and
-//! per-value weights) find a scale (and min) and integer levels minimizing weighted error. They
-//! follow ggml step for step; reordering any sum, or doing it in f64, changes output bytes.
+//! The scale searches of the K-quants: given a small group of values (and per-value weights)
+//! find a scale (and min) and integer levels minimizing weighted error, then requantize against
+//! the scales as stored. They follow ggml step for step.
 
-/// Groups whose largest magnitude is below this are treated as all zero.
-pub(super) const GROUP_MAX_EPS: f32 = 1e-15;
-
-/// Round half to even, by ggml's trick: adding 1.5·2^23 leaves the rounded integer in the low
-/// mantissa bits. Exact for |x| < 2^22; larger inputs give the same garbage ggml gets.
-#[inline]
-pub(super) fn nearest_int(x: f32) -> i32 {
-    let v = x + 12_582_912.0;
-    (v.to_bits() as i32 & 0x007f_ffff) - 0x0040_0000
-}
-
-/// Left-to-right f32 sum starting from +0, as ggml's loops accumulate.
-#[inline]
-pub(super) fn sum(xs: &[f32]) -> f32 {
-    xs.iter().fold(0.0, |acc, &v| acc + v)
-}
-
-/// Left-to-right f32 sum of squares.
-#[inline]
-pub(super) fn sum_squares(xs: &[f32]) -> f32 {
-    xs.iter().fold(0.0, |acc, &v| acc + v * v)
-}
-
-/// The signed value of largest magnitude (the first on ties) and that magnitude.
-fn signed_absmax(x: &[f32]) -> (f32, f32) {
-    let (mut max, mut amax) = (0.0f32, 0.0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    (max, amax)
-}
-
-/// Symmetric levels in `-nmax..nmax` (stored with `+nmax`) and their scale, as ggml's
-/// `make_qx_quants` with `rmse_type = 1`: start from the level set that maps the largest magnitude
-/// to `-nmax`, then try 18 nearby inverse scales and keep the one with the best weighted
-/// least-squares fit. Weights default to `x²`. At most 32 values.
-pub(super) fn make_qx_quants(
-    nmax: i32,
-    x: &[f32],
-    weights: Option<&[f32]>,
-    levels: &mut [u8],
-) -> f32 {
-    let (max, amax) = signed_absmax(x);
-    if amax < GROUP_MAX_EPS {
-        levels.fill(0);
-        return 0.0;
-    }
-    let n = x.len();
-    let mut w = [0f32; 32];
-    let w = &mut w[..n];
-    match weights {
-        Some(weights) => w.copy_from_slice(weights),
-        None => {
-            for (w, &v) in w.iter_mut().zip(x) {
-                *w = v * v;
-            }
-        }
-    }
-    // Levels for one inverse scale, with the weighted sums of x·l and l² they give.
-    let fit = |iscale: f32, levels: &mut [u8]| {
-        let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
-        for ((q, &v), &w) in levels.iter_mut().zip(x).zip(w.iter()) {
-            let l = nearest_int(iscale * v).clamp(-nmax, nmax - 1);
-            *q = (l + nmax) as u8;
-            let l = l as f32;
-            sumlx += w * v * l;
-            suml2 += w * l * l;
-        }
-        (sumlx, suml2)
-    };
-
-    let nmax_f = nmax as f32;
-    let (sumlx, suml2) = fit(-nmax_f / max, levels);
-    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
-    let mut best = scale * sumlx;
-    let mut candidate = [0u8; 32];
-    let candidate = &mut candidate[..n];
-    for is in (-9..=9).filter(|&is| is != 0) {
-        let (sumlx, suml2) = fit(-(nmax_f + 0.1 * is as f32) / max, candidate);
-        // Compare sumlx²/suml2 (the error reduction) without dividing.
-        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
-            levels.copy_from_slice(candidate);
-            scale = sumlx / suml2;
-            best = scale * sumlx;
-        }
-    }
-    scale
-}
+use super::{nearest_int, signed_absmax, GROUP_MAX_EPS};
 
 /// Q3_K's symmetric search (`make_q3_quants` with `do_rmse`): levels in `-nmax..nmax` (stored
 /// with `+nmax`), weights `x²`, refined by up to five passes that move one level at a time
 /// whenever that improves the least-squares fit.
-pub(super) fn make_q3_quants(nmax: i32, x: &[f32; 16], levels: &mut [u8; 16]) -> f32 {
+pub(crate) fn make_q3_quants(nmax: i32, x: &[f32; 16], levels: &mut [u8; 16]) -> f32 {
     let (max, amax) = signed_absmax(x);
     if amax < GROUP_MAX_EPS {
         levels.fill(0);
@@ -149,7 +59,7 @@ pub(super) fn make_q3_quants(nmax: i32, x: &[f32; 16], levels: &mut [u8; 16]) ->
 /// The inverse-scale sweep of an asymmetric search: candidates are
 /// `(rmin + rdelta·k + nmax) / (max − min)` for `k = 0..=nstep`; `mad` picks absolute instead of
 /// squared error.
-pub(super) struct QkxParams {
+pub(crate) struct QkxParams {
     pub rmin: f32,
     pub rdelta: f32,
     pub nstep: i32,
@@ -157,7 +67,7 @@ pub(super) struct QkxParams {
 }
 
 /// The sweep ggml uses for every K-quant when an importance matrix is given.
-pub(super) const IMATRIX_SEARCH: QkxParams = QkxParams {
+pub(crate) const IMATRIX_SEARCH: QkxParams = QkxParams {
     rmin: -0.9,
     rdelta: 0.05,
     nstep: 36,
@@ -169,7 +79,7 @@ pub(super) const IMATRIX_SEARCH: QkxParams = QkxParams {
 /// for each candidate inverse scale, quantize, solve the weighted least squares for scale and
 /// min, and keep the best. Later candidates are taken relative to the best min so far, as in
 /// ggml. Returns `(scale, min)`. At most 32 values.
-pub(super) fn make_qkx_quants(
+pub(crate) fn make_qkx_quants(
     nmax: i32,
     x: &[f32],
     weights: &[f32],
@@ -248,7 +158,7 @@ pub(super) fn make_qkx_quants(
 /// Quantize non-negative sub-block scales (or mins) to `0..=nmax` against one super-block scale,
 /// as ggml's `make_qp_quants`: try nine inverse scales by weighted squared error, then refine
 /// levels one at a time. Returns the super-block scale.
-pub(super) fn make_qp_quants(nmax: i32, x: &[f32], levels: &mut [u8], weights: &[f32]) -> f32 {
+pub(crate) fn make_qp_quants(nmax: i32, x: &[f32], levels: &mut [u8], weights: &[f32]) -> f32 {
     // ggml's MAX macro: a NaN in x is kept only when it comes after every other value.
     let max = x.iter().fold(0.0f32, |m, &v| if m > v { m } else { v });
     if max < GROUP_MAX_EPS {
@@ -321,72 +231,15 @@ pub(super) fn make_qp_quants(nmax: i32, x: &[f32], levels: &mut [u8], weights: &
 }
 
 /// Levels `0..=nmax` of `x ≈ d·l − dm` for a stored sub-block scale `d` and min `dm`.
-pub(super) fn requantize_affine(x: &[f32], d: f32, dm: f32, nmax: i32, levels: &mut [u8]) {
+pub(crate) fn requantize_affine(x: &[f32], d: f32, dm: f32, nmax: i32, levels: &mut [u8]) {
     for (q, &v) in levels.iter_mut().zip(x) {
         *q = nearest_int((v + dm) / d).clamp(0, nmax) as u8;
     }
 }
 
 /// Levels `-nmax..nmax` (stored with `+nmax`) of `x ≈ d·l` for a stored sub-block scale `d`.
-pub(super) fn requantize_symmetric(x: &[f32], d: f32, nmax: i32, levels: &mut [u8]) {
+pub(crate) fn requantize_symmetric(x: &[f32], d: f32, nmax: i32, levels: &mut [u8]) {
     for (q, &v) in levels.iter_mut().zip(x) {
         *q = (nearest_int(v / d).clamp(-nmax, nmax - 1) + nmax) as u8;
-    }
-}
-
-/// Sub-block scale and min `j` (of 8) from the 12-byte 6-bit packing of Q4_K and Q5_K.
-#[inline]
-pub(super) fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        (
-            (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
-    }
-}
-
-/// The inverse of [`get_scale_min_k4`] for levels below 64; larger ones are truncated to bytes the
-/// way ggml's packing truncates them.
-pub(super) fn pack_scale_min_k4(ls: &[u8; 8], lm: &[u8; 8], q: &mut [u8]) {
-    q[..4].copy_from_slice(&ls[..4]);
-    q[4..8].copy_from_slice(&lm[..4]);
-    for j in 4..8 {
-        q[j + 4] = (ls[j] & 0xf) | (lm[j] << 4);
-        q[j - 4] |= (ls[j] >> 4) << 6;
-        q[j] |= (lm[j] >> 4) << 6;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nearest_int_rounds_half_to_even() {
-        let cases = [
-            (0.5, 0),
-            (1.5, 2),
-            (2.5, 2),
-            (-0.5, 0),
-            (-1.5, -2),
-            (3.49, 3),
-            (-7.7, -8),
-        ];
-        for (x, want) in cases {
-            assert_eq!(nearest_int(x), want, "{x}");
-        }
-    }
-
-    #[test]
-    fn scale_min_packing_round_trips() {
-        let ls = [0, 1, 17, 63, 32, 5, 48, 63];
-        let lm = [63, 2, 0, 31, 16, 62, 1, 40];
-        let mut q = [0u8; 12];
-        pack_scale_min_k4(&ls, &lm, &mut q);
-        for j in 0..8 {
-            assert_eq!(get_scale_min_k4(j, &q), (ls[j], lm[j]), "{j}");
-        }
     }
 }
