@@ -31,11 +31,11 @@ impl TypeOverride {
 /// A tensor type by name (case-insensitive), for the override options.
 pub fn parse_tensor_type(name: &str) -> std::result::Result<GgmlType, String> {
     GgmlType::from_name(name)
-        .filter(|t| llq_kernels::codec::codec(*t).is_some() && *t != GgmlType::Q8_K)
+        .filter(|t| *t != GgmlType::Q8_K)
         .ok_or_else(|| {
             let names: Vec<_> = llq_types::TYPES
                 .iter()
-                .filter(|t| llq_kernels::codec::codec(t.ty).is_some() && t.ty != GgmlType::Q8_K)
+                .filter(|t| t.ty != GgmlType::Q8_K)
                 .map(|t| t.name)
                 .collect();
             format!("unknown tensor type {name:?}; valid: {}", names.join(", "))

@@ -14,7 +14,6 @@
 //! (comma list, default `1,2`), `LLQ_BENCH_TOKENS` (tokens of the matmul table, default 64). A
 //! trailing argument filters types by name (`-- q4`).
 
-use llq_kernels::codec;
 use llq_kernels::dot::{self, DotTable};
 use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
 use llq_types::GgmlType;
@@ -107,7 +106,7 @@ fn matrix(ty: GgmlType) -> Vec<u8> {
             let mut rng = Rng(rng_seed(r));
             let x: Vec<f32> = (0..N).map(|_| rng.normal() * 0.02).collect();
             let mut out = vec![0u8; rb];
-            codec::quantize_row(ty, &x, &mut out, None);
+            llq_kernels::quantize_row(ty, &x, &mut out, None);
             out
         })
         .collect();

@@ -11,7 +11,6 @@
 //! (timed passes, default 2), `LLQ_BENCH_THREADS` (comma list, default `1,2`). A trailing
 //! argument that is not a flag filters types by name (`cargo bench ... -- q4`).
 
-use llq_kernels::codec;
 use llq_types::GgmlType;
 use llq_types::TYPES;
 use rayon::prelude::*;
@@ -110,7 +109,6 @@ fn main() {
             continue;
         }
         let info = TYPES.iter().find(|t| t.ty == ty).expect("type in table");
-        assert!(codec::codec(ty).is_some(), "{} has no codec", info.name);
         let row_bytes = ty.row_bytes(COLS).expect("whole blocks");
         let mut packed = vec![0u8; rows * row_bytes];
         let mut back = vec![0f32; rows * COLS];

@@ -1,13 +1,12 @@
-//! Numbers, not files: ggml block formats (encode, decode), float conversions and, later, dot
-//! kernels. Every tensor type is one row of [`types::TYPES`] plus one [`codec::BlockCodec`] impl.
+//! Numbers, not files: the ggml tensor types' block formats (encode, decode), float
+//! conversions, dot kernels and the matmul built on them. Every tensor type is one row of
+//! [`llq_types::TYPES`] plus one block file in `blocks/`.
 
-pub mod codec;
+mod blocks;
 pub mod dot;
 pub mod float;
-pub mod kquant;
 pub mod matmul;
-pub mod quant;
 mod rounding;
 
-pub use codec::{dequantize_row, quantize_row, BlockCodec};
+pub use blocks::{dequantize_row, factor_offsets, quantize_row};
 pub use rounding::unbiased::{quantize_row_mode, QuantMode};

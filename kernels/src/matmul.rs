@@ -1,6 +1,6 @@
 //! Weight matrix × activations, with the dot kernels of [`crate::dot`], parallel over output rows.
 
-use crate::codec::dequantize_row;
+use crate::blocks::{dequantize_row, quantize_row};
 use crate::dot::gemm::{Gemm, TILE_ROWS, TILE_TOKENS};
 use crate::dot::{self, DotTable};
 use llq_types::GgmlType;
@@ -22,7 +22,7 @@ impl<'a> Weights<'a> {
         rows: usize,
         cols: usize,
     ) -> Result<Weights<'a>, String> {
-        if dot::act_type(ty).is_none() {
+        if ty.activation().is_none() {
             return Err(format!("{ty} has no dot kernel"));
         }
         let row = ty
@@ -73,17 +73,18 @@ pub struct Activations {
 impl Activations {
     /// Quantize `x` (`n_tok * cols` values) for weights of type `weight_ty`.
     pub fn quantize(weight_ty: GgmlType, x: &[f32], cols: usize) -> Activations {
-        let ty =
-            dot::act_type(weight_ty).unwrap_or_else(|| panic!("{weight_ty} has no dot kernel"));
+        let ty = weight_ty
+            .activation()
+            .unwrap_or_else(|| panic!("{weight_ty} has no dot kernel"));
         let row_bytes = ty.row_bytes(cols).expect("cols is whole blocks");
         assert_eq!(x.len() % cols, 0, "activations are whole rows");
         let mut data = vec![0u8; x.len() / cols * row_bytes];
         if data.len() > row_bytes {
             data.par_chunks_mut(row_bytes)
                 .zip(x.par_chunks(cols))
-                .for_each(|(a, x)| dot::quantize_act(ty, x, a));
+                .for_each(|(a, x)| quantize_row(ty, x, a, None));
         } else if !data.is_empty() {
-            dot::quantize_act(ty, x, &mut data);
+            quantize_row(ty, x, &mut data, None);
         }
         Activations {
             ty,

@@ -38,7 +38,7 @@ fn check_out(
     cols: usize,
     n_tok: usize,
 ) {
-    let at = dot::act_type(ty).unwrap();
+    let at = ty.activation().unwrap();
     let tol = if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
         1e-3
     } else {

@@ -208,7 +208,7 @@ impl<'x> SharedInput<'x> {
     }
 
     fn matmul(&mut self, w: &Weights, out: &mut [f32]) {
-        let want = llq_kernels::dot::act_type(w.ty).expect("checked at load");
+        let want = w.ty.activation().expect("checked at load");
         let act = match self.quantized.iter().position(|a| a.ty == want) {
             Some(i) => &self.quantized[i],
             None => {

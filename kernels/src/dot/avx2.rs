@@ -11,8 +11,9 @@
 //! Q8_0 weights and ≤ 63·127 for the others, two per pair), then widened with `madd` against the
 //! sub-block scales. Float scaling uses FMA into eight lanes of partial sums.
 
-use super::scalar::{f16_at, f32_at};
-use super::{check, unpack_k4_scales, unpack_q3k_scales, DotFn, DotTable};
+use super::{check, DotFn, DotTable};
+use crate::blocks::float::bf16_at;
+use crate::blocks::{f16_at, f32_at, q3_k, sub32};
 use llq_types::GgmlType::{self, *};
 use std::arch::x86_64::*;
 
@@ -24,7 +25,7 @@ pub(super) fn table() -> Option<DotTable> {
     {
         return None;
     }
-    let mut t = super::scalar::table();
+    let mut t = super::scalar_table().clone();
     t.isa = "avx2";
     let entries: [(GgmlType, DotFn); 13] = [
         (F32, f32),
@@ -398,7 +399,7 @@ fn blk_q2_k(x: &[u8], y: &[u8], acc: &mut __m256, extra: &mut f32) {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn blk_q3_k(x: &[u8], y: &[u8], acc: &mut __m256, _: &mut f32) {
     let dy = f32_at(y, 0);
-    let sc = unpack_q3k_scales(&x[96..108]);
+    let sc = q3_k::unpack_scales(&x[96..108]);
     // Levels are stored as low + 4·high − 4: multiply low + 4·high (0..7, unsigned) and take
     // 4·Σ sc_j·bsum_j off in the integer lanes.
     let sc16 = _mm256_cvtepi8_epi16(ld128(&sc.map(|v| v as u8)));
@@ -433,7 +434,7 @@ fn blk_q3_k(x: &[u8], y: &[u8], acc: &mut __m256, _: &mut f32) {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn blk_q45_k<const FIVE: bool>(x: &[u8], y: &[u8], acc: &mut __m256, extra: &mut f32) {
     let dy = f32_at(y, 0);
-    let (sc, mn) = unpack_k4_scales(&x[4..16]);
+    let (sc, mn) = sub32::unpack_scale_min(&x[4..16]);
     // Each min covers 32 elements = two bsums: add adjacent bsums, then dot with the mins.
     let bs = ld256(&y[YB..YB + 32]);
     let pairs = _mm_hadd_epi16(
@@ -606,7 +607,7 @@ fn one_f16(b: &[u8]) -> f32 {
     f16_at(b, 0)
 }
 fn one_bf16(b: &[u8]) -> f32 {
-    f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)
+    bf16_at(b)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -625,9 +626,9 @@ fn bf16_row(w: &[u8], a: &[u8]) -> f32 {
 // ---- Table entries: check the lengths, then enter the feature-enabled code. ----
 
 macro_rules! entry {
-    ($name:ident, $row:ident, $wt:expr, $at:expr) => {
+    ($name:ident, $row:ident, $wt:expr) => {
         fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
-            check(n, w, a, $wt, $at);
+            check(n, w, a, $wt);
             // SAFETY: this function is only reachable through the table built by `table()`,
             // which checked that the CPU has AVX2, FMA and F16C.
             unsafe { $row(w, a) }
@@ -635,16 +636,16 @@ macro_rules! entry {
     };
 }
 
-entry!(q4_0, q4_0_row, Q4_0, Q8_0);
-entry!(q5_0, q5_0_row, Q5_0, Q8_0);
-entry!(q8_0, q8_0_row, Q8_0, Q8_0);
-entry!(q4_1, q4_1_row, Q4_1, Q8_1);
-entry!(q5_1, q5_1_row, Q5_1, Q8_1);
-entry!(q2_k, q2_k_row, Q2_K, Q8_K);
-entry!(q3_k, q3_k_row, Q3_K, Q8_K);
-entry!(q4_k, q4_k_row, Q4_K, Q8_K);
-entry!(q5_k, q5_k_row, Q5_K, Q8_K);
-entry!(q6_k, q6_k_row, Q6_K, Q8_K);
-entry!(f32, f32_row, F32, F32);
-entry!(f16, f16_row, F16, F16);
-entry!(bf16, bf16_row, BF16, BF16);
+entry!(q4_0, q4_0_row, Q4_0);
+entry!(q5_0, q5_0_row, Q5_0);
+entry!(q8_0, q8_0_row, Q8_0);
+entry!(q4_1, q4_1_row, Q4_1);
+entry!(q5_1, q5_1_row, Q5_1);
+entry!(q2_k, q2_k_row, Q2_K);
+entry!(q3_k, q3_k_row, Q3_K);
+entry!(q4_k, q4_k_row, Q4_K);
+entry!(q5_k, q5_k_row, Q5_K);
+entry!(q6_k, q6_k_row, Q6_K);
+entry!(f32, f32_row, F32);
+entry!(f16, f16_row, F16);
+entry!(bf16, bf16_row, BF16);

@@ -21,8 +21,8 @@
 use super::avx2::{
     bsum_dot16, fma_block, h, h4, hsum_ps, isums_q4_0, isums_q8_0, ld128, ld256, YQ,
 };
-use super::scalar::f32_at;
 use super::{check, Dot4Fn, DotFn, DotTable, MatvecFn, Packer};
+use crate::blocks::f32_at;
 use llq_types::GgmlType::{self, *};
 use std::arch::x86_64::*;
 
@@ -504,9 +504,9 @@ fn q6_k_row(w: &[u8], a: &[u8]) -> f32 {
 // ---- Table entries: check the lengths, then enter the feature-enabled code. ----
 
 macro_rules! entry {
-    ($name:ident, $row:ident, $wt:expr, $at:expr) => {
+    ($name:ident, $row:ident, $wt:expr) => {
         fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
-            check(n, w, a, $wt, $at);
+            check(n, w, a, $wt);
             // SAFETY: this function is only reachable through the table built by `table()`,
             // which checked that the CPU has AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C.
             unsafe { $row(w, a) }
@@ -558,9 +558,9 @@ macro_rules! entry_packed {
     };
 }
 
-entry!(q4_0, q4_0_row, Q4_0, Q8_0);
-entry!(q8_0, q8_0_row, Q8_0, Q8_0);
-entry!(q6_k, q6_k_row, Q6_K, Q8_K);
+entry!(q4_0, q4_0_row, Q4_0);
+entry!(q8_0, q8_0_row, Q8_0);
+entry!(q6_k, q6_k_row, Q6_K);
 entry_packed!(
     q4_0_matvec,
     q4_0_x4,

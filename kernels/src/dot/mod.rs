@@ -1,11 +1,12 @@
 //! Dot products of one weight row against one row of activations, the inner loop of a matmul.
 //!
 //! As in ggml, activations are first quantized to the weight type's *activation type*
-//! ([`act_type`]): Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, and the
-//! weight's own format for F16, BF16 and F32. A kernel then works block by block: integer sums of
-//! level products (exact), scaled by the blocks' float factors and summed in f32.
+//! ([`GgmlType::activation`]): Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the
+//! K-quants, and the weight's own format for F16, BF16 and F32. A kernel then works block by
+//! block: integer sums of level products (exact), scaled by the blocks' float factors and summed
+//! in f32.
 //!
-//! Every kernel has a scalar reference ([`scalar`]) and, on x86_64, an AVX2+FMA+F16C version; the
+//! Every kernel has a scalar reference (each type's block file) and, on x86_64, an AVX2+FMA+F16C version; the
 //! hottest ones (Q4_0, Q8_0, Q6_K) also an AVX-512+VNNI one. The table of function pointers
 //! is chosen once, at first use ([`table`]): the best ISA the CPU reports, unless the environment
 //! variable `LLQ_KERNELS=scalar` (or `=avx2`) forces the reference (or the AVX2 table). SIMD and
@@ -13,15 +14,13 @@
 //! (SIMD keeps per-lane partial sums), so final results agree to rounding.
 
 pub mod gemm;
-pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
-use crate::codec;
-use crate::float;
+use crate::blocks::traits;
 use gemm::Gemm;
 use llq_types::GgmlType;
 use rayon::prelude::*;
@@ -87,7 +86,7 @@ impl PackedRows<'_> {
 }
 
 impl Kernel {
-    pub(crate) fn new(act: GgmlType, dot: DotFn) -> Kernel {
+    fn new(act: GgmlType, dot: DotFn) -> Kernel {
         Kernel {
             act,
             dot,
@@ -174,9 +173,10 @@ impl Kernel {
 }
 
 /// A complete set of kernels for one ISA, indexed by weight type.
+#[derive(Clone)]
 pub struct DotTable {
     pub isa: &'static str,
-    kernels: [Option<Kernel>; 15],
+    kernels: [Option<Kernel>; GgmlType::COUNT],
 }
 
 impl DotTable {
@@ -219,34 +219,24 @@ impl DotTable {
     }
 }
 
-/// The activation type of weights of type `ty`, as in ggml's `vec_dot_type`.
-pub fn act_type(ty: GgmlType) -> Option<GgmlType> {
-    use GgmlType::*;
-    Some(match ty {
-        Q4_0 | Q5_0 | Q8_0 => Q8_0,
-        Q4_1 | Q5_1 => Q8_1,
-        Q2_K | Q3_K | Q4_K | Q5_K | Q6_K => Q8_K,
-        F16 => F16,
-        BF16 => BF16,
-        F32 => F32,
-        Q8_1 | Q8_K => return None,
-    })
-}
-
-/// Quantize one row of activations `x` into `out` (sized by `act.row_bytes(x.len())`).
-pub fn quantize_act(act: GgmlType, x: &[f32], out: &mut [u8]) {
-    match act {
-        GgmlType::F32 => float::f32_to_le(x, out),
-        GgmlType::F16 => float::f32_to_f16(x, out),
-        GgmlType::BF16 => float::f32_to_bf16(x, out),
-        _ => codec::quantize_row(act, x, out, None),
-    }
-}
-
 /// The scalar reference table (always available).
 pub fn scalar_table() -> &'static DotTable {
     static T: OnceLock<DotTable> = OnceLock::new();
-    T.get_or_init(scalar::table)
+    T.get_or_init(|| {
+        let mut kernels = [None; GgmlType::COUNT];
+        for ty in GgmlType::all() {
+            kernels[ty as usize] = traits(ty).dot.map(|dot| {
+                let act = ty
+                    .activation()
+                    .expect("a type with a dot product has activations");
+                Kernel::new(act, dot)
+            });
+        }
+        DotTable {
+            isa: "scalar",
+            kernels,
+        }
+    })
 }
 
 /// The AVX2+FMA+F16C table, when this CPU has those features.
@@ -311,43 +301,19 @@ pub fn kernel(ty: GgmlType) -> Option<Kernel> {
 }
 
 /// One dot product with the active table: `w` holds `n` elements of `ty`, `a` `n` elements of
-/// `act_type(ty)`. Panics if `ty` has no kernel or the lengths disagree.
+/// `ty.activation()`. Panics if `ty` has no kernel or the lengths disagree.
 pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
     let k = kernel(ty).unwrap_or_else(|| panic!("no dot kernel for {ty}"));
     (k.dot)(n, w, a)
 }
 
-/// Check a kernel's arguments: `n` is whole blocks and both rows have exactly its bytes.
-/// Returns the number of blocks.
-#[inline]
-pub(crate) fn check(n: usize, w: &[u8], a: &[u8], wt: GgmlType, at: GgmlType) -> usize {
+/// Check a kernel's arguments: `n` is whole blocks, `w` exactly that many elements of `wt` and
+/// `a` of its activation type, which is returned. Always inlined: with `wt` a constant, so is
+/// the activation type, and the kernels' block loops keep constant strides.
+#[inline(always)]
+pub(crate) fn check(n: usize, w: &[u8], a: &[u8], wt: GgmlType) -> GgmlType {
+    let at = wt.activation().expect("a weight type");
     assert_eq!(wt.row_bytes(n), Some(w.len()), "{wt} weight row of {n}");
     assert_eq!(at.row_bytes(n), Some(a.len()), "{at} activation row of {n}");
-    n / wt.block_size()
-}
-
-/// The 6-bit scales and mins of a Q4_K/Q5_K block from their 12 packed bytes (see
-/// formats.md): scales in `.0`, mins in `.1`.
-#[inline]
-pub(crate) fn unpack_k4_scales(q: &[u8]) -> ([u8; 8], [u8; 8]) {
-    let q: &[u8; 12] = q[..12].try_into().unwrap();
-    let mut sc = [0u8; 8];
-    let mut mn = [0u8; 8];
-    for j in 0..4 {
-        sc[j] = q[j] & 63;
-        mn[j] = q[j + 4] & 63;
-        sc[j + 4] = (q[j + 8] & 0xf) | ((q[j] >> 6) << 4);
-        mn[j + 4] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
-    }
-    (sc, mn)
-}
-
-/// The 16 signed sub-block scales of a Q3_K block (−32..=31) from their 12 packed bytes.
-#[inline]
-pub(crate) fn unpack_q3k_scales(p: &[u8]) -> [i8; 16] {
-    std::array::from_fn(|j| {
-        let low = if j < 8 { p[j] & 0xf } else { p[j - 8] >> 4 };
-        let high = (p[8 + j % 4] >> (2 * (j / 4))) & 3;
-        (low | (high << 4)) as i8 - 32
-    })
+    at
 }

@@ -7,7 +7,7 @@
 //! multiplied, as ggml does.
 
 use super::{nearest_int, signed_absmax};
-use crate::quant::{Block, Levels, QK};
+use crate::blocks::legacy::{Block, Levels, QK};
 
 /// ggml's `id = d ? 1/d : 0`: a zero block quantizes to the zero point instead of 0/0.
 #[inline]
@@ -57,6 +57,7 @@ pub(crate) fn c_round(v: f32) -> i32 {
 /// element. Levels are `x/d + nmax` rounded by truncating `x*id + nmax + 0.5`, which is what ggml
 /// does (ties round up, not away from zero). An all-zero block gives d = 0/-nmax = -0.0: ggml
 /// stores a zero block's d as 0x8000.
+#[inline]
 pub(crate) fn symmetric_ref(x: &Block, nmax: i32) -> (f32, Levels) {
     let d = signed_absmax(x).0 / -(nmax as f32);
     let id = inverse_or_zero(d);
@@ -68,6 +69,7 @@ pub(crate) fn symmetric_ref(x: &Block, nmax: i32) -> (f32, Levels) {
 
 /// Reference rounding of the affine types (Q4_1: `nmax` 15, Q5_1: 31): the block's min and max
 /// span the levels 0..=nmax. Returns (d, min, levels).
+#[inline]
 pub(crate) fn affine_ref(x: &Block, nmax: i32) -> (f32, f32, Levels) {
     // Strict comparisons from ±f32::MAX, as ggml: the first of equal values (0.0 vs -0.0) stays.
     let (mut min, mut max) = (f32::MAX, -f32::MAX);
@@ -87,6 +89,7 @@ pub(crate) fn affine_ref(x: &Block, nmax: i32) -> (f32, f32, Levels) {
 
 /// Reference 8-bit rounding of Q8_0 and Q8_1: d = amax/127, q = round(x/d) with ties away from
 /// zero (C's `roundf`), computed as `x * (1/d)`. Returns (d, q).
+#[inline]
 pub(crate) fn round_q8(x: &Block) -> (f32, [i8; QK]) {
     // ggml's MAX macro, whose NaN handling differs from `signed_absmax`'s.
     let amax = x

@@ -1,9 +1,9 @@
 //! `--quant-mode unbiased` ([`QuantMode::Unbiased`]): ggml's block layouts, with each block's
 //! reconstruction freed of gain error. Not ggml: llq's own rounding mode.
 
-use crate::codec::{dequantize_row, quantize_row};
+use crate::blocks::legacy::{Block, Levels};
+use crate::blocks::{dequantize_row, quantize_row, traits};
 use crate::float;
-use crate::quant::{Block, Levels};
 use llq_types::GgmlType;
 
 /// How importance weights (an imatrix) steer the rounding. Without importance both modes give
@@ -26,19 +26,6 @@ pub enum QuantMode {
     Unbiased,
 }
 
-/// Byte offsets of the fp16 factors that scale a whole block linearly (d, and dmin or m), for
-/// the types whose rounding uses importance; empty for the others.
-fn gain_fields(ty: GgmlType) -> &'static [usize] {
-    match ty {
-        GgmlType::Q4_0 | GgmlType::Q5_0 => &[0],
-        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
-        GgmlType::Q2_K => &[80, 82],
-        GgmlType::Q3_K => &[108],
-        GgmlType::Q6_K => &[208],
-        _ => &[],
-    }
-}
-
 /// Encode one row of `ty` with `importance` used as `mode` says; same contract as
 /// [`quantize_row`], which this is for [`QuantMode::Ggml`] or without importance.
 pub fn quantize_row_mode(
@@ -51,23 +38,20 @@ pub fn quantize_row_mode(
     let (QuantMode::Unbiased, Some(importance)) = (mode, importance) else {
         return quantize_row(ty, src, dst, importance);
     };
-    if gain_fields(ty).is_empty() {
+    let t = traits(ty);
+    if !t.uses_importance {
         return quantize_row(ty, src, dst, Some(importance));
     }
     assert_eq!(ty.row_bytes(src.len()), Some(dst.len()), "{ty} row size");
     assert_eq!(importance.len(), src.len(), "{ty} importance length");
-    match ty {
-        GgmlType::Q4_0 => crate::quant::Q4_0::quantize_row_refined(src, dst, importance),
-        GgmlType::Q5_0 => crate::quant::Q5_0::quantize_row_refined(src, dst, importance),
-        _ => quantize_row(ty, src, dst, Some(importance)),
-    }
-    remove_gain(ty, src, dst, importance);
+    (t.quantize_unbiased)(src, dst, importance);
+    remove_gain(ty, t.factors, src, dst, importance);
 }
 
-/// Rescale each block's fp16 factors of an encoded row by `Σ w x² / Σ w x x̂` (see
+/// Rescale each block's linear fp16 `factors` of an encoded row by `Σ w x² / Σ w x x̂` (see
 /// [`QuantMode::Unbiased`]). Sums in f64; a block whose ratio is not finite and positive, or
 /// whose rescaled factor would not be a finite fp16, is left as it is.
-fn remove_gain(ty: GgmlType, src: &[f32], dst: &mut [u8], importance: &[f32]) {
+fn remove_gain(ty: GgmlType, factors: &[usize], src: &[f32], dst: &mut [u8], importance: &[f32]) {
     let mut decoded = vec![0f32; src.len()];
     dequantize_row(ty, dst, &mut decoded);
     let sigma2 = src
@@ -92,7 +76,7 @@ fn remove_gain(ty: GgmlType, src: &[f32], dst: &mut [u8], importance: &[f32]) {
         if !(g.is_finite() && g > 0.0) {
             continue;
         }
-        let scaled: Vec<u16> = gain_fields(ty)
+        let scaled: Vec<u16> = factors
             .iter()
             .map(|&at| {
                 let d = float::f16_bits_to_f32(u16::from_le_bytes([out[at], out[at + 1]]));
@@ -103,7 +87,7 @@ fn remove_gain(ty: GgmlType, src: &[f32], dst: &mut [u8], importance: &[f32]) {
             .iter()
             .all(|&b| float::f16_bits_to_f32(b).is_finite())
         {
-            for (&at, b) in gain_fields(ty).iter().zip(scaled) {
+            for (&at, b) in factors.iter().zip(scaled) {
                 out[at..at + 2].copy_from_slice(&b.to_le_bytes());
             }
         }
@@ -161,22 +145,9 @@ pub(crate) fn refine_symmetric(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::test_util::normal_row;
-    use crate::quant::QK;
+    use crate::blocks::legacy::QK;
     use crate::rounding::make_qx_quants;
-
-    const TYPES: [GgmlType; 10] = [
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q2_K,
-        GgmlType::Q3_K,
-        GgmlType::Q4_K,
-        GgmlType::Q5_K,
-        GgmlType::Q6_K,
-        GgmlType::Q8_0,
-    ];
+    use llq_testsupport::Rng;
 
     fn encode(ty: GgmlType, x: &[f32], imp: Option<&[f32]>, mode: QuantMode) -> Vec<u8> {
         let mut q = vec![0u8; ty.row_bytes(x.len()).unwrap()];
@@ -186,9 +157,13 @@ mod tests {
 
     #[test]
     fn ggml_mode_and_no_importance_are_quantize_row() {
-        let x = normal_row(7, 512, 0.05);
-        let imp: Vec<f32> = normal_row(8, 512, 1.0).iter().map(|v| v * v).collect();
-        for ty in TYPES {
+        let x = Rng::new(7).normals(512, 0.05);
+        let imp: Vec<f32> = Rng::new(8)
+            .normals(512, 1.0)
+            .iter()
+            .map(|v| v * v)
+            .collect();
+        for ty in GgmlType::all() {
             let mut want = vec![0u8; ty.row_bytes(x.len()).unwrap()];
             quantize_row(ty, &x, &mut want, Some(&imp));
             assert_eq!(encode(ty, &x, Some(&imp), QuantMode::Ggml), want, "{ty}");
@@ -199,8 +174,12 @@ mod tests {
 
     #[test]
     fn unbiased_mode_removes_the_weighted_gain_error() {
-        let x = normal_row(11, 1024, 0.05);
-        let imp: Vec<f32> = normal_row(12, 1024, 1.0).iter().map(|v| v * v).collect();
+        let x = Rng::new(11).normals(8192, 0.05);
+        let imp: Vec<f32> = Rng::new(12)
+            .normals(8192, 1.0)
+            .iter()
+            .map(|v| v * v)
+            .collect();
         let sigma2 = x.iter().map(|&v| f64::from(v * v)).sum::<f64>() / x.len() as f64;
         // Σ w x (x − x̂) / Σ w x² over each block: the relative gain error.
         let gain_errors = |ty: GgmlType, q: &[u8]| -> Vec<f64> {
@@ -219,12 +198,12 @@ mod tests {
                 })
                 .collect()
         };
-        for ty in TYPES {
+        for ty in GgmlType::all() {
             let ggml = gain_errors(ty, &encode(ty, &x, Some(&imp), QuantMode::Ggml));
             let unbiased = gain_errors(ty, &encode(ty, &x, Some(&imp), QuantMode::Unbiased));
             let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-            if ty == GgmlType::Q8_0 {
-                assert_eq!(ggml, unbiased, "Q8_0 ignores importance");
+            if !traits(ty).uses_importance {
+                assert_eq!(ggml, unbiased, "{ty} ignores importance");
                 continue;
             }
             // fp16 rounding of the rescaled factors leaves up to ~2^-11 of gain error.
@@ -251,8 +230,9 @@ mod tests {
         };
         let mut improved = 0;
         for seed in 0..200 {
-            let x: Block = normal_row(seed, QK, 1.0).try_into().unwrap();
-            let w: Block = normal_row(seed + 1000, QK, 1.0)
+            let x: Block = Rng::new(seed).normals(QK, 1.0).try_into().unwrap();
+            let w: Block = Rng::new(seed + 1000)
+                .normals(QK, 1.0)
                 .iter()
                 .map(|v| v * v)
                 .collect::<Vec<_>>()

@@ -2,7 +2,7 @@
 //! ones from the encoders, adversarial ones built byte by byte) and an f64 reference.
 #![allow(dead_code)]
 
-use llq_kernels::{codec, dot, float};
+use llq_kernels::{dequantize_row, float, quantize_row};
 use llq_types::GgmlType;
 /// Every weight type with a dot kernel.
 pub const WEIGHT_TYPES: [GgmlType; 13] = [
@@ -52,28 +52,28 @@ impl Rng {
 /// Encode `x` as `ty` (weights) with the crate's encoders.
 pub fn encode(ty: GgmlType, x: &[f32]) -> Vec<u8> {
     let mut out = vec![0u8; ty.row_bytes(x.len()).unwrap()];
-    codec::quantize_row(ty, x, &mut out, None);
+    quantize_row(ty, x, &mut out, None);
     out
 }
 
 /// Quantize activations for weights of type `wt`.
 pub fn activations(wt: GgmlType, x: &[f32]) -> Vec<u8> {
-    let at = dot::act_type(wt).unwrap();
+    let at = wt.activation().unwrap();
     let mut out = vec![0u8; at.row_bytes(x.len()).unwrap()];
-    dot::quantize_act(at, x, &mut out);
+    quantize_row(at, x, &mut out, None);
     out
 }
 
 /// Decode a row of any type (weights or activations) to f32.
 pub fn decode(ty: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
     let mut out = vec![0f32; n];
-    codec::dequantize_row(ty, b, &mut out);
+    dequantize_row(ty, b, &mut out);
     out
 }
 
 /// (Σ w·a in f64, Σ |w·a| in f64) of decoded rows.
 pub fn reference(wt: GgmlType, w: &[u8], a: &[u8], n: usize) -> (f64, f64) {
-    let at = dot::act_type(wt).unwrap();
+    let at = wt.activation().unwrap();
     let (wv, av) = (decode(wt, w, n), decode(at, a, n));
     let mut s = 0f64;
     let mut m = 0f64;
@@ -154,7 +154,7 @@ pub fn raw_weights(ty: GgmlType, n: usize, d: u16, fill: &mut dyn FnMut() -> u8)
 /// An activation row for `wt` whose levels are `level(rng)` (−127..=127) and scale 1.0, with
 /// Q8_1's `s` and Q8_K's bsums consistent with the levels. Float types get the levels as values.
 pub fn raw_activations(wt: GgmlType, n: usize, level: &mut dyn FnMut() -> i8) -> Vec<u8> {
-    let at = dot::act_type(wt).unwrap();
+    let at = wt.activation().unwrap();
     let q: Vec<i8> = (0..n).map(|_| level()).collect();
     match at {
         GgmlType::Q8_0 => q
@@ -191,7 +191,7 @@ pub fn raw_activations(wt: GgmlType, n: usize, level: &mut dyn FnMut() -> i8) ->
         _ => {
             let x: Vec<f32> = q.iter().map(|&v| f32::from(v)).collect();
             let mut out = vec![0u8; at.row_bytes(n).unwrap()];
-            dot::quantize_act(at, &x, &mut out);
+            quantize_row(at, &x, &mut out, None);
             out
         }
     }

@@ -7,7 +7,7 @@
 //! stored pairs of 16-element sums meet each sub-block's min through one `vpdpwssd`.
 
 use super::{check_repack, nibbles, Gemm, Q8K_ACT, TILE_ROWS};
-use crate::dot::unpack_k4_scales;
+use crate::blocks::sub32::unpack_scale_min;
 use crate::float::f16_bits_to_f32;
 use llq_types::GgmlType;
 
@@ -44,7 +44,7 @@ fn repack(n: usize, rows: &[&[u8]], tile: &mut [u8]) {
             let half = |at: usize| f16_bits_to_f32(u16::from_le_bytes([b[at], b[at + 1]]));
             put(t, D + 4 * r, half(0).to_le_bytes());
             put(t, DMIN + 4 * r, half(2).to_le_bytes());
-            let (sc, mn) = unpack_k4_scales(&b[4..16]);
+            let (sc, mn) = unpack_scale_min(&b[4..16]);
             for j in 0..8 {
                 let lane = 4 * TILE_ROWS * j + 4 * r;
                 put(t, SC + lane, i32::from(sc[j]).to_le_bytes());

@@ -7,6 +7,7 @@
 //! sub-blocks per `vpdpwssd`), then `acc + (d·dy)·isum`.
 
 use super::{check_repack, Gemm, Q8K_ACT, TILE_ROWS};
+use crate::blocks::q6_k::levels;
 use crate::float::f16_bits_to_f32;
 use llq_types::GgmlType;
 
@@ -30,23 +31,6 @@ pub(super) const Q6_K: Gemm = Gemm {
     act: Q8K_ACT,
     run: x86::run,
 };
-
-/// The 256 levels of a Q6_K block (ql: low 4 bits, qh: high 2 bits; see formats.md), eight
-/// at a time in a u64: elements `128n + 32k + i` (i < 32) take the low or high nibbles
-/// (k < 2 or not) of `ql[64n + 32(k % 2) + i]` and bits `2k..2k + 2` of `qh[32n + i]`.
-fn levels(b: &[u8]) -> [u8; 256] {
-    const NIB: u64 = 0x0f0f_0f0f_0f0f_0f0f;
-    const TWO: u64 = 0x0303_0303_0303_0303;
-    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
-    let mut out = [0u8; 256];
-    for (c, o) in out.chunks_exact_mut(8).enumerate() {
-        let (n, k, i) = (c / 16, c % 16 / 4, 8 * (c % 4));
-        let low = (word(64 * n + 32 * (k % 2) + i) >> (4 * (k / 2))) & NIB;
-        let high = (word(128 + 32 * n + i) >> (2 * k)) & TWO;
-        o.copy_from_slice(&(low | (high << 4)).to_le_bytes());
-    }
-    out
-}
 
 fn repack(n: usize, rows: &[&[u8]], tile: &mut [u8]) {
     check_repack(n, GgmlType::Q6_K, rows, tile, tile_bytes(n));
