@@ -7,6 +7,8 @@ pub mod dot;
 pub mod float;
 pub mod matmul;
 mod rounding;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 
 pub use blocks::{dequantize_row, factor_offsets, quantize_row};
 pub use rounding::unbiased::{quantize_row_mode, QuantMode};

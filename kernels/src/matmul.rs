@@ -1,8 +1,7 @@
 //! Weight matrix × activations, with the dot kernels of [`crate::dot`], parallel over output rows.
 
 use crate::blocks::{dequantize_row, quantize_row};
-use crate::dot::gemm::{Gemm, TILE_ROWS, TILE_TOKENS};
-use crate::dot::{self, DotTable};
+use crate::dot::{self, DotTable, Gemm, TILE_ROWS, TILE_TOKENS};
 use llq_types::GgmlType;
 use rayon::prelude::*;
 

@@ -10,8 +10,7 @@
 mod dot_common;
 
 use dot_common::*;
-use llq_kernels::dot::gemm::{TILE_ROWS, TILE_TOKENS};
-use llq_kernels::dot::{self, DotTable};
+use llq_kernels::dot::{self, DotTable, TILE_ROWS, TILE_TOKENS};
 use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
 use llq_types::GgmlType::{self, BF16, F16, F32, Q4_0, Q4_K, Q6_K, Q8_0};
 

@@ -65,9 +65,12 @@ fn simd_table_is_chosen_when_the_cpu_has_it() {
             _ => "scalar",
         };
         assert_eq!(dot::best_table().isa, best);
-        assert_eq!(dot::avx2_table().map(|t| t.isa), avx2.then_some("avx2"));
         assert_eq!(
-            dot::avx512_table().map(|t| t.isa),
+            dot::table_named("avx2").map(|t| t.isa),
+            avx2.then_some("avx2")
+        );
+        assert_eq!(
+            dot::table_named("avx512vnni").map(|t| t.isa),
             avx512.then_some("avx512vnni")
         );
         assert_eq!(
@@ -283,7 +286,7 @@ fn llq_kernels_forces_a_table() {
             return;
         }
         Ok("avx2") => {
-            let want = dot::avx2_table().unwrap_or(dot::scalar_table());
+            let want = dot::table_named("avx2").unwrap_or(dot::scalar_table());
             assert!(std::ptr::eq(dot::table(), want));
             assert_eq!(dot::active_isa(), want.isa);
             return;

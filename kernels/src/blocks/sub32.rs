@@ -132,7 +132,7 @@ fn pack_scale_min(ls: &[u8; 8], lm: &[u8; 8], q: &mut [u8]) {
 
 /// The eight 6-bit scales and mins from their 12 packed bytes (the inverse of
 /// [`pack_scale_min`], ggml's `get_scale_min_k4`).
-#[inline(always)]
+#[inline]
 pub(crate) fn unpack_scale_min(q: &[u8]) -> ([u8; 8], [u8; 8]) {
     let q: &[u8; 12] = q[..12].try_into().expect("12 packed bytes");
     let mut sc = [0u8; 8];

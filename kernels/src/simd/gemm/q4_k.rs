@@ -6,9 +6,10 @@
 //! `acc + ((d·dy)·isum − (dmin·dy)·msum)`. The activation rows are read as they are: the
 //! stored pairs of 16-element sums meet each sub-block's min through one `vpdpwssd`.
 
-use super::{check_repack, nibbles, Gemm, Q8K_ACT, TILE_ROWS};
-use crate::blocks::sub32::unpack_scale_min;
-use crate::float::f16_bits_to_f32;
+use super::{check_repack, nibbles, Q8K_ACT};
+use crate::blocks::sub32::{self, unpack_scale_min};
+use crate::blocks::{f16_at, q4_k};
+use crate::dot::{Gemm, TILE_ROWS};
 use llq_types::GgmlType;
 
 /// Offsets in one super-block of a tile: the rows' d and dmin as f32, the sub-block scales
@@ -40,18 +41,18 @@ fn put(t: &mut [u8], at: usize, v: [u8; 4]) {
 fn repack(n: usize, rows: &[&[u8]], tile: &mut [u8]) {
     check_repack(n, GgmlType::Q4_K, rows, tile, tile_bytes(n));
     for (r, row) in rows.iter().enumerate() {
-        for (b, t) in row.chunks_exact(144).zip(tile.chunks_exact_mut(TILE_SB)) {
-            let half = |at: usize| f16_bits_to_f32(u16::from_le_bytes([b[at], b[at + 1]]));
-            put(t, D + 4 * r, half(0).to_le_bytes());
-            put(t, DMIN + 4 * r, half(2).to_le_bytes());
-            let (sc, mn) = unpack_scale_min(&b[4..16]);
+        let blocks = row.chunks_exact(GgmlType::Q4_K.type_size());
+        for (b, t) in blocks.zip(tile.chunks_exact_mut(TILE_SB)) {
+            put(t, D + 4 * r, f16_at(b, sub32::D).to_le_bytes());
+            put(t, DMIN + 4 * r, f16_at(b, sub32::DMIN).to_le_bytes());
+            let (sc, mn) = unpack_scale_min(&b[sub32::SC..sub32::HEAD]);
             for j in 0..8 {
                 let lane = 4 * TILE_ROWS * j + 4 * r;
                 put(t, SC + lane, i32::from(sc[j]).to_le_bytes());
                 put(t, MN + lane, [mn[j], 0, mn[j], 0]);
             }
             // Sub-blocks 2c and 2c + 1 are the low and high nibbles of qs[32c..32c + 32].
-            let qs = &b[16..144];
+            let qs = &b[q4_k::QS..];
             for (c, chunk) in qs.chunks_exact(32).enumerate() {
                 for (h, x) in chunk.chunks_exact(8).enumerate() {
                     let (lo, hi) = nibbles(u64::from_le_bytes(x.try_into().unwrap()));
@@ -68,9 +69,10 @@ fn repack(n: usize, rows: &[&[u8]], tile: &mut [u8]) {
 }
 
 mod x86 {
-    use super::super::{bcast, blocks, ld, run_tile, store, TILE_ROWS, TILE_TOKENS};
-    use super::super::{q8k_bytes, Q8K_BLOCK};
+    use super::super::{bcast, blocks, ld, q8k_bytes, run_tile, store, Q8K_BLOCK};
     use super::{tile_bytes, D, DMIN, LEVELS, MN, SC, TILE_SB};
+    use crate::blocks::q8_k;
+    use crate::dot::{TILE_ROWS, TILE_TOKENS};
     use std::arch::x86_64::*;
 
     run_tile!(tokens, tile_bytes, q8k_bytes);
@@ -91,8 +93,9 @@ mod x86 {
                     let mut s0 = z;
                     let mut s1 = z;
                     for g in 0..4 {
-                        s0 = _mm512_dpbusd_epi32(s0, q[g], bcast(y, 4 + 32 * j + 4 * g));
-                        s1 = _mm512_dpbusd_epi32(s1, q[g + 4], bcast(y, 20 + 32 * j + 4 * g));
+                        let at = q8_k::QS + 32 * j + 4 * g;
+                        s0 = _mm512_dpbusd_epi32(s0, q[g], bcast(y, at));
+                        s1 = _mm512_dpbusd_epi32(s1, q[g + 4], bcast(y, at + 16));
                     }
                     let s = _mm512_add_epi32(s0, s1);
                     *isum = _mm512_add_epi32(*isum, _mm512_mullo_epi32(s, sc));
@@ -104,9 +107,9 @@ mod x86 {
             for ((y, isum), acc) in y.iter().zip(isum).zip(acc.iter_mut()) {
                 let mut msum = z;
                 for (j, mn) in mn.iter().enumerate() {
-                    msum = _mm512_dpwssd_epi32(msum, *mn, bcast(y, 260 + 4 * j));
+                    msum = _mm512_dpwssd_epi32(msum, *mn, bcast(y, q8_k::BSUMS + 4 * j));
                 }
-                let dy = _mm512_castsi512_ps(bcast(y, 0));
+                let dy = _mm512_castsi512_ps(bcast(y, q8_k::D));
                 let v = _mm512_mul_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum));
                 let m = _mm512_mul_ps(_mm512_mul_ps(dmin, dy), _mm512_cvtepi32_ps(msum));
                 *acc = _mm512_add_ps(*acc, _mm512_sub_ps(v, m));

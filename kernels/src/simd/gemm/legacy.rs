@@ -4,9 +4,9 @@
 //! activations' as the unsigned one, stored + 128; the tile keeps 128·Σ levels of each row's
 //! block to take that offset off again. Per row: `acc + (dw·dy)·isum`, as the scalar code.
 
-use super::{check_repack, nibbles, Gemm, TILE_ROWS};
-use crate::dot::Packer;
-use crate::float::f16_bits_to_f32;
+use super::{check_repack, nibbles};
+use crate::blocks::{f16_at, q4_0, q8_0};
+use crate::dot::{Gemm, Packer, TILE_ROWS};
 use llq_types::GgmlType;
 
 /// Bytes of one block of a tile: the rows' f32 scales, their i32 offsets (128·Σ levels of each
@@ -54,9 +54,10 @@ fn pack_act(n: usize, a: &[u8], out: &mut [u8]) {
         "Q8_0 activation row of {n}"
     );
     assert_eq!(out.len(), act_bytes(n), "packed activation row of {n}");
-    for (y, o) in a.chunks_exact(34).zip(out.chunks_exact_mut(ACT_BLOCK)) {
-        o[..4].copy_from_slice(&scale(y).to_le_bytes());
-        for (o, &q) in o[4..].iter_mut().zip(&y[2..]) {
+    let blocks = a.chunks_exact(GgmlType::Q8_0.type_size());
+    for (y, o) in blocks.zip(out.chunks_exact_mut(ACT_BLOCK)) {
+        o[..4].copy_from_slice(&f16_at(y, q8_0::D).to_le_bytes());
+        for (o, &q) in o[4..].iter_mut().zip(q8_0::qs(y)) {
             *o = q ^ 0x80;
         }
     }
@@ -96,16 +97,12 @@ fn repack_with(
     }
 }
 
-fn scale(b: &[u8]) -> f32 {
-    f16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))
-}
-
 /// Q4_0: element `j` is the low nibble of byte `j`, element `j + 16` its high nibble; levels
 /// are the nibbles − 8. Eight nibbles at a time in a u64: `n − 8` as a byte is the 4-bit
 /// two's complement `n ^ 8`, sign-extended (bit 3 copied into bits 4..8).
 fn levels_q4_0(b: &[u8]) -> Levels {
     const EIGHT: u64 = 0x0808_0808_0808_0808;
-    let half = |i: usize| u64::from_le_bytes(b[2 + 8 * i..10 + 8 * i].try_into().unwrap());
+    let half = |i: usize| u64::from_le_bytes(b[q4_0::QS + 8 * i..][..8].try_into().unwrap());
     let (lo0, hi0) = nibbles(half(0));
     let (lo1, hi1) = nibbles(half(1));
     let nibs = [lo0, lo1, hi0, hi1];
@@ -122,16 +119,16 @@ fn levels_q4_0(b: &[u8]) -> Levels {
         groups[2 * i + 1] = (l >> 32) as u32;
     }
     Levels {
-        d: scale(b),
+        d: f16_at(b, q4_0::D),
         groups,
         sum: sum as i32 - 8 * 32,
     }
 }
 
 fn levels_q8_0(b: &[u8]) -> Levels {
-    let qs = &b[2..34];
+    let qs = q8_0::qs(b);
     Levels {
-        d: scale(b),
+        d: f16_at(b, q8_0::D),
         groups: std::array::from_fn(|g| {
             u32::from_le_bytes(qs[4 * g..4 * g + 4].try_into().unwrap())
         }),
@@ -148,8 +145,9 @@ fn repack_q8_0(n: usize, rows: &[&[u8]], tile: &mut [u8]) {
 }
 
 mod x86 {
-    use super::super::{bcast, ld, run_tile, store, TILE_ROWS, TILE_TOKENS};
+    use super::super::{bcast, ld, run_tile, store};
     use super::{act_bytes, tile_bytes, ACT_BLOCK, TILE_BLOCK};
+    use crate::dot::{TILE_ROWS, TILE_TOKENS};
     use std::arch::x86_64::*;
 
     run_tile!(tokens, tile_bytes, act_bytes);

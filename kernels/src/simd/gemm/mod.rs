@@ -11,71 +11,38 @@
 //! that is then read for every token: one pass over the weights per matmul, and the
 //! memory-mapped weights are never copied as a whole.
 //!
-//! For the quantized types results are bit-identical to the scalar reference (`super::scalar`):
+//! For the quantized types results are bit-identical to the scalar reference (the block files):
 //! the same exact integer block sums, and per row the same f32 operations in the same order,
 //! block after block (separate multiplies and adds, no FMA). The float types (`float`) are
 //! not: see there.
 //!
 //! One module per tile format: `legacy` (Q4_0, Q8_0: 32-element blocks, one scale), `q4_k`
 //! (256-element super-blocks with 6-bit sub-block scales and mins), `q6_k` (16 signed
-//! sub-block scales, levels offset by 32) and `float` (F16, BF16, F32). They are x86_64 only: other
-//! architectures have no tiled kernels and keep the row-at-a-time path.
+//! sub-block scales, levels offset by 32) and `float` (F16, BF16, F32). The [`Gemm`] descriptor
+//! is ISA-independent (`crate::dot`); these tiles need AVX-512 VNNI, and other CPUs keep the
+//! row-at-a-time path.
 
-#[cfg(target_arch = "x86_64")]
 mod float;
-#[cfg(target_arch = "x86_64")]
 mod legacy;
-#[cfg(target_arch = "x86_64")]
 mod q4_k;
-#[cfg(target_arch = "x86_64")]
 mod q6_k;
 
-use super::Packer;
+use crate::dot::{Gemm, Packer, TILE_ROWS};
 use llq_types::GgmlType;
-
-/// Weight rows per repacked tile: one per i32 lane of a 512-bit vector.
-pub const TILE_ROWS: usize = 16;
-
-/// Tokens per kernel call at most (the accumulators stay in registers).
-pub const TILE_TOKENS: usize = 8;
-
-/// `run(n, tile, acts, out)` of a [`Gemm`].
-pub type TileFn = fn(usize, &[u8], &[u8], &mut [[f32; TILE_ROWS]]);
-
-/// The tiled kernel of one weight type: its tile and activation layouts and how to run a tile.
-#[derive(Clone, Copy)]
-pub struct Gemm {
-    /// The weight type it is for.
-    pub weight: GgmlType,
-    /// Bytes of a tile of [`TILE_ROWS`] rows of `n` elements.
-    pub tile_bytes: fn(usize) -> usize,
-    /// `repack(n, rows, tile)`: up to [`TILE_ROWS`] weight rows into a tile; missing rows
-    /// become zeros (scales 0, levels 0).
-    pub repack: fn(usize, &[&[u8]], &mut [u8]),
-    /// The activation rows (of the weight type's activation type) as `run` reads them.
-    pub act: Packer,
-    /// `run(n, tile, acts, out)`: `out[t][r]` = row `r` of the tile · packed activation row
-    /// `t` of `acts` (`out.len()` ≤ [`TILE_TOKENS`] rows, contiguous in `acts`).
-    pub run: TileFn,
-}
 
 /// The tiled kernels, for a CPU with AVX-512 F/BW/VL/VNNI (and AVX2, FMA, F16C): the AVX-512
 /// table installs them after checking those features.
-#[cfg(target_arch = "x86_64")]
-pub(super) fn kernels() -> [Gemm; 7] {
-    [
-        legacy::Q4_0,
-        legacy::Q8_0,
-        q4_k::Q4_K,
-        q6_k::Q6_K,
-        float::F16,
-        float::BF16,
-        float::F32,
-    ]
-}
+pub(super) const KERNELS: &[Gemm] = &[
+    legacy::Q4_0,
+    legacy::Q8_0,
+    q4_k::Q4_K,
+    q6_k::Q6_K,
+    float::F16,
+    float::BF16,
+    float::F32,
+];
 
 /// 64 bytes from the start of `s`.
-#[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn ld(s: &[u8]) -> std::arch::x86_64::__m512i {
@@ -85,7 +52,6 @@ fn ld(s: &[u8]) -> std::arch::x86_64::__m512i {
 }
 
 /// The 4 bytes at `s[at..]` in every i32 lane.
-#[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn bcast(s: &[u8], at: usize) -> std::arch::x86_64::__m512i {
@@ -94,7 +60,6 @@ fn bcast(s: &[u8], at: usize) -> std::arch::x86_64::__m512i {
 }
 
 /// Block `k` (of `bytes` bytes) of each of the `T` activation rows packed in `acts`.
-#[cfg(target_arch = "x86_64")]
 #[inline]
 fn blocks<const T: usize>(acts: &[u8], k: usize, bytes: usize) -> [&[u8]; T] {
     let row = acts.len() / T;
@@ -102,7 +67,6 @@ fn blocks<const T: usize>(acts: &[u8], k: usize, bytes: usize) -> [&[u8]; T] {
 }
 
 /// Stores the accumulators of `T` tokens.
-#[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn store<const T: usize>(acc: [std::arch::x86_64::__m512; T], out: &mut [[f32; TILE_ROWS]]) {
@@ -114,7 +78,6 @@ fn store<const T: usize>(acc: [std::arch::x86_64::__m512; T], out: &mut [[f32; T
 
 /// The body of a [`TileFn`]: checks the lengths against `$tile_bytes` and `$act_bytes`, then
 /// calls the feature-enabled `$tokens::<T>` for the number of tokens.
-#[cfg(target_arch = "x86_64")]
 macro_rules! run_tile {
     ($tokens:ident, $tile_bytes:expr, $act_bytes:expr) => {
         pub(super) fn run(n: usize, tile: &[u8], acts: &[u8], out: &mut [[f32; TILE_ROWS]]) {
@@ -139,33 +102,26 @@ macro_rules! run_tile {
         }
     };
 }
-#[cfg(target_arch = "x86_64")]
 use run_tile;
 
-/// A Q8_K block: d (f32), 256 levels, 16 sums of 16 levels (i16). The K-quant tiles read
-/// activation rows as quantized.
-#[cfg(target_arch = "x86_64")]
-const Q8K_BLOCK: usize = 292;
+/// A Q8_K block (`crate::blocks::q8_k`): the K-quant tiles read activation rows as quantized.
+const Q8K_BLOCK: usize = GgmlType::Q8_K.type_size();
 
-#[cfg(target_arch = "x86_64")]
 fn q8k_bytes(n: usize) -> usize {
-    n / 256 * Q8K_BLOCK
+    n / GgmlType::Q8_K.block_size() * Q8K_BLOCK
 }
 
-#[cfg(target_arch = "x86_64")]
 fn q8k_copy(n: usize, a: &[u8], out: &mut [u8]) {
     assert_eq!(out.len(), q8k_bytes(n), "Q8_K activation row of {n}");
     out.copy_from_slice(a);
 }
 
 /// The K-quant tiles' activation rows: Q8_K as quantized.
-#[cfg(target_arch = "x86_64")]
 const Q8K_ACT: Packer = Packer {
     row_bytes: q8k_bytes,
     pack: q8k_copy,
 };
 
-#[cfg(target_arch = "x86_64")]
 /// Checks a repack call and zeroes the tile when rows are missing.
 fn check_repack(n: usize, ty: GgmlType, rows: &[&[u8]], tile: &mut [u8], tile_bytes: usize) {
     assert!(rows.len() <= TILE_ROWS, "{} rows in a tile", rows.len());
@@ -178,7 +134,6 @@ fn check_repack(n: usize, ty: GgmlType, rows: &[&[u8]], tile: &mut [u8], tile_by
     }
 }
 
-#[cfg(target_arch = "x86_64")]
 /// Splits eight bytes into their low and high nibbles, each as eight bytes (two u32 groups).
 fn nibbles(x: u64) -> (u64, u64) {
     const NIB: u64 = 0x0f0f_0f0f_0f0f_0f0f;

@@ -6,9 +6,10 @@
 //! `Σ_j sc_j·Σ q·y − 32·Σ_j sc_j·bsum_j` (the stored 16-element sums of the activations, two
 //! sub-blocks per `vpdpwssd`), then `acc + (d·dy)·isum`.
 
-use super::{check_repack, Gemm, Q8K_ACT, TILE_ROWS};
-use crate::blocks::q6_k::levels;
-use crate::float::f16_bits_to_f32;
+use super::{check_repack, Q8K_ACT};
+use crate::blocks::f16_at;
+use crate::blocks::q6_k::{self, levels};
+use crate::dot::{Gemm, TILE_ROWS};
 use llq_types::GgmlType;
 
 /// Offsets in one super-block of a tile: the rows' d as f32, the sub-block scales (`[j][row]`,
@@ -35,11 +36,12 @@ pub(super) const Q6_K: Gemm = Gemm {
 fn repack(n: usize, rows: &[&[u8]], tile: &mut [u8]) {
     check_repack(n, GgmlType::Q6_K, rows, tile, tile_bytes(n));
     for (r, row) in rows.iter().enumerate() {
-        for (b, t) in row.chunks_exact(210).zip(tile.chunks_exact_mut(TILE_SB)) {
-            let d = f16_bits_to_f32(u16::from_le_bytes([b[208], b[209]]));
+        let blocks = row.chunks_exact(GgmlType::Q6_K.type_size());
+        for (b, t) in blocks.zip(tile.chunks_exact_mut(TILE_SB)) {
+            let d = f16_at(b, q6_k::D);
             let lane = |at: usize, i: usize| at + 4 * TILE_ROWS * i + 4 * r;
             t[D + 4 * r..D + 4 * r + 4].copy_from_slice(&d.to_le_bytes());
-            let sc = &b[192..208];
+            let sc = &b[q6_k::SC..q6_k::D];
             for (j, &s) in sc.iter().enumerate() {
                 let at = lane(SC, j);
                 t[at..at + 4].copy_from_slice(&i32::from(s as i8).to_le_bytes());
@@ -59,9 +61,10 @@ fn repack(n: usize, rows: &[&[u8]], tile: &mut [u8]) {
 }
 
 mod x86 {
-    use super::super::{bcast, blocks, ld, run_tile, store, TILE_ROWS, TILE_TOKENS};
-    use super::super::{q8k_bytes, Q8K_BLOCK};
+    use super::super::{bcast, blocks, ld, q8k_bytes, run_tile, store, Q8K_BLOCK};
     use super::{tile_bytes, D, LEVELS, SC, SC_PAIRS, TILE_SB};
+    use crate::blocks::q8_k;
+    use crate::dot::{TILE_ROWS, TILE_TOKENS};
     use std::arch::x86_64::*;
 
     run_tile!(tokens, tile_bytes, q8k_bytes);
@@ -79,7 +82,7 @@ mod x86 {
                 let q: [__m512i; 4] = std::array::from_fn(|g| ld(&b[LEVELS + 64 * (4 * j + g)..]));
                 let sc = ld(&b[SC + 64 * j..]);
                 for (y, isum) in y.iter().zip(isum.iter_mut()) {
-                    let at = 4 + 16 * j;
+                    let at = q8_k::QS + 16 * j;
                     let s0 = _mm512_dpbusd_epi32(z, q[0], bcast(y, at));
                     let s0 = _mm512_dpbusd_epi32(s0, q[1], bcast(y, at + 4));
                     let s1 = _mm512_dpbusd_epi32(z, q[2], bcast(y, at + 8));
@@ -93,10 +96,10 @@ mod x86 {
             for ((y, isum), acc) in y.iter().zip(isum).zip(acc.iter_mut()) {
                 let mut off = z;
                 for (i, p) in pairs.iter().enumerate() {
-                    off = _mm512_dpwssd_epi32(off, *p, bcast(y, 260 + 4 * i));
+                    off = _mm512_dpwssd_epi32(off, *p, bcast(y, q8_k::BSUMS + 4 * i));
                 }
                 let isum = _mm512_sub_epi32(isum, _mm512_slli_epi32::<5>(off));
-                let dy = _mm512_castsi512_ps(bcast(y, 0));
+                let dy = _mm512_castsi512_ps(bcast(y, q8_k::D));
                 let v = _mm512_mul_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(isum));
                 *acc = _mm512_add_ps(*acc, v);
             }

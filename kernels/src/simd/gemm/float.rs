@@ -7,9 +7,9 @@
 //! fused into f32 partial sums (even and odd columns of blocks of 32) added into a total per
 //! block. The error stays within the tolerances the SIMD float kernels are held to.
 
-use super::{check_repack, Gemm, TILE_ROWS};
-use crate::dot::Packer;
-use crate::float::{bf16_to_f32, f16_to_f32, f32_from_le};
+use super::check_repack;
+use crate::blocks::dequantize_row;
+use crate::dot::{Gemm, Packer, TILE_ROWS};
 use llq_types::GgmlType;
 
 /// Bytes of a tile: per column, the 16 rows' values as f32.
@@ -22,20 +22,11 @@ fn act_bytes(n: usize) -> usize {
     n * 4
 }
 
-/// Widens a row of `ty` to f32.
-fn widen(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
-    match ty {
-        GgmlType::F16 => f16_to_f32(src, dst),
-        GgmlType::BF16 => bf16_to_f32(src, dst),
-        _ => f32_from_le(src, dst),
-    }
-}
-
 fn repack_with(ty: GgmlType, n: usize, rows: &[&[u8]], tile: &mut [u8]) {
     check_repack(n, ty, rows, tile, tile_bytes(n));
     let mut row = vec![0f32; n];
     for (r, src) in rows.iter().enumerate() {
-        widen(ty, src, &mut row);
+        dequantize_row(ty, src, &mut row);
         for (c, v) in row.iter().enumerate() {
             let at = 4 * (TILE_ROWS * c + r);
             tile[at..at + 4].copy_from_slice(&v.to_le_bytes());
@@ -47,13 +38,13 @@ fn pack_with(ty: GgmlType, n: usize, a: &[u8], out: &mut [u8]) {
     assert_eq!(ty.row_bytes(n), Some(a.len()), "{ty} activation row of {n}");
     assert_eq!(out.len(), act_bytes(n), "packed activation row of {n}");
     let mut row = vec![0f32; n];
-    widen(ty, a, &mut row);
+    dequantize_row(ty, a, &mut row);
     for (o, v) in out.chunks_exact_mut(4).zip(row) {
         o.copy_from_slice(&v.to_le_bytes());
     }
 }
 
-/// One [`Gemm`] per float type: the same kernel, its own widening.
+/// One [`Gemm`] per float type: the same kernel, its own decoder.
 macro_rules! float_gemm {
     ($name:ident, $ty:expr, $repack:ident, $pack:ident) => {
         fn $repack(n: usize, rows: &[&[u8]], tile: &mut [u8]) {
@@ -82,8 +73,9 @@ float_gemm!(BF16, GgmlType::BF16, repack_bf16, pack_bf16);
 float_gemm!(F32, GgmlType::F32, repack_f32, pack_f32);
 
 mod x86 {
-    use super::super::{run_tile, store, TILE_ROWS, TILE_TOKENS};
+    use super::super::{run_tile, store};
     use super::{act_bytes, tile_bytes};
+    use crate::dot::{TILE_ROWS, TILE_TOKENS};
     use std::arch::x86_64::*;
 
     run_tile!(tokens, tile_bytes, act_bytes);
