@@ -1,59 +1,25 @@
-//! Helpers shared by the K-quant integration tests: deterministic random data, the rows every
-//! test runs on, and the Python oracle (tests/py/kquant_oracle.py).
+//! The K-quants (Q2_K ... Q6_K, Q8_K): against ggml (`oracle`), gguf-py's decoders (`dequant`)
+//! and error bounds of their own (`roundtrip`). The oracle is tests/py/kquant_oracle.py.
 
-#![allow(dead_code)] // each test binary uses a different subset
+mod dequant;
+mod oracle;
+mod roundtrip;
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use llq_testsupport::Rng;
+use llq_types::{GgmlType, QK_K};
 
-use llq_types::GgmlType;
+/// The K-quants: every type of 256-element super-blocks (Q8_K included).
+fn types() -> impl Iterator<Item = GgmlType> {
+    GgmlType::all().filter(|ty| ty.block_size() == QK_K)
+}
 
-/// The quantized K types, in ggml id order.
-pub const K_TYPES: [GgmlType; 6] = [
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-    GgmlType::Q8_K,
-];
+/// The K-quant weight types (Q8_K only holds activations, and importance does not apply to it).
+fn weight_types() -> impl Iterator<Item = GgmlType> {
+    types().filter(|ty| ty.activation().is_some())
+}
 
 /// Elements per test row: two super-blocks, so per-row and per-block state both get exercised.
-pub const ROW: usize = 512;
-
-/// SplitMix64: small, seedable, good enough for test data.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f32 {
-        let u = 1.0 - self.uniform();
-        let v = self.uniform();
-        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
-    }
-
-    pub fn normals(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.normal() * scale).collect()
-    }
-}
+const ROW: usize = 512;
 
 /// Named rows of `ROW` values covering ordinary data and the edge cases of the scale searches.
 pub fn cases() -> Vec<(String, Vec<f32>)> {
@@ -154,53 +120,4 @@ pub fn importances() -> Vec<(String, Vec<f32>)> {
     let mild = (0..ROW).map(|_| 0.1 + rng.uniform() as f32).collect();
     let heavy = (0..ROW).map(|_| (3.0 * rng.normal()).exp()).collect();
     vec![("mild".into(), mild), ("heavy-tailed".into(), heavy)]
-}
-
-/// The interpreter from LLQ_PYTHON, or `None` after printing why the test is skipped.
-pub fn python() -> Option<String> {
-    match std::env::var("LLQ_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            println!("SKIPPED: LLQ_PYTHON not set");
-            None
-        }
-    }
-}
-
-pub fn oracle_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/py/kquant_oracle.py")
-}
-
-/// Run the oracle; `Err` carries the exit code and stderr.
-pub fn run_oracle(python: &str, args: &[&str]) -> Result<String, (Option<i32>, String)> {
-    let out = Command::new(python)
-        .arg(oracle_script())
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err((
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        ))
-    }
-}
-
-/// A fresh path in the temp directory, unique per process and call.
-pub fn temp_path(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("llq-kquant-{}-{n}-{tag}", std::process::id()))
-}
-
-pub fn f32_bytes(xs: &[f32]) -> Vec<u8> {
-    xs.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-pub fn f32_from_bytes(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }

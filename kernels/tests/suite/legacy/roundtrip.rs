@@ -1,23 +1,11 @@
-//! Property test without an oracle: for the legacy block types, quantize → dequantize keeps every
-//! element within a per-block bound derived from the format (half a quantization step, or a whole
-//! step where the format clamps the far end), on random data of many scales and shapes.
+//! Property test without an oracle: for the legacy types, quantize → dequantize keeps every
+//! element within a per-block bound derived from the format (half a quantization step, or a
+//! whole step where the format clamps the far end), on random data of many scales and shapes.
 
+use super::types;
 use llq_kernels::{dequantize_row, quantize_row};
+use llq_testsupport::Rng;
 use llq_types::GgmlType;
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-}
 
 /// Largest |x - y| allowed, as a fraction of the block's largest magnitude.
 fn step_fraction(ty: GgmlType) -> f32 {
@@ -32,33 +20,28 @@ fn step_fraction(ty: GgmlType) -> f32 {
         GgmlType::Q5_0 => 1.0 / 16.0,
         // d = (max - min)/31, error ≤ d/2.
         GgmlType::Q5_1 => 1.0 / 31.0,
-        _ => unreachable!(),
+        _ => unreachable!("{ty}: no error bound"),
     }
 }
 
 #[test]
 fn legacy_types_stay_within_a_quantization_step() {
-    let types = [
-        GgmlType::Q8_0,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-    ];
-    let mut rng = Rng(0x1e6a_c7e5_0000_0001);
+    let mut rng = Rng::new(0x1e6a_c7e5_0000_0001);
+    // Uniform in [-1, 1).
+    let unit = |rng: &mut Rng| rng.uniform() as f32 * 2.0 - 1.0;
     for case in 0..400 {
-        let blocks = 1 + (rng.next() % 8) as usize;
+        let blocks = 1 + (rng.next_u64() % 8) as usize;
         // 1e-2 … 1e4: the fp16 scales stay normal (below, their subnormal rounding dominates).
-        let scale = 10f32.powi((rng.next() % 7) as i32 - 2);
-        let skew = rng.unit(); // shifts the data off zero for the asymmetric types
+        let scale = 10f32.powi((rng.next_u64() % 7) as i32 - 2);
+        let skew = unit(&mut rng); // shifts the data off zero for the asymmetric types
         let x: Vec<f32> = (0..blocks * 32)
-            .map(|i| match rng.next() % 16 {
+            .map(|i| match rng.next_u64() % 16 {
                 0 => 0.0,
                 1 => scale * if i % 2 == 0 { 1.0 } else { -1.0 },
-                _ => scale * (rng.unit() + skew * 0.5),
+                _ => scale * (unit(&mut rng) + skew * 0.5),
             })
             .collect();
-        for ty in types {
+        for ty in types() {
             let mut q = vec![0u8; ty.row_bytes(x.len()).unwrap()];
             quantize_row(ty, &x, &mut q, None);
             let mut y = vec![0f32; x.len()];

@@ -12,18 +12,19 @@
 //! the f32 rounding of each decoded value (≤ 2^-24 each), except for Q4_1/Q5_1 whose activation
 //! block sum `s` is stored as fp16 (≤ 2^-11 of the `m·s` term): 1e-3 there.
 
-mod dot_common;
-
-use dot_common::*;
+use super::{activations, encode, lengths, random_f16, raw_activations, raw_weights, reference};
+use crate::common::weight_types;
+use crate::isa::{cpu_isas, run_tables};
 use llq_kernels::dot::{self, DotTable};
+use llq_testsupport::Rng;
 use llq_types::GgmlType;
 
-fn lengths(ty: GgmlType) -> &'static [usize] {
-    match ty.block_size() {
-        1 => &[1, 7, 8, 31, 32, 33, 100, 256, 1000, 4096],
-        32 => &[32, 64, 96, 256, 800, 4096],
-        _ => &[256, 512, 768, 4096],
-    }
+/// The ISAs whose tables have their own kernel for every weight type.
+const SIMD: &[&str] = &["avx2", "avx512vnni"];
+
+/// The SIMD tables this CPU supports, each compared with the scalar reference.
+fn simd_tables() -> impl Iterator<Item = &'static DotTable> {
+    dot::tables().into_iter().skip(1)
 }
 
 fn tol(n: usize) -> f64 {
@@ -42,72 +43,38 @@ fn is_affine(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1)
 }
 
-/// The SIMD tables this CPU supports (AVX2, AVX-512), each compared with the scalar reference.
-fn simd_tables() -> Vec<&'static DotTable> {
-    dot::tables().into_iter().skip(1).collect()
-}
-
 #[test]
-fn simd_table_is_chosen_when_the_cpu_has_it() {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let avx2 = is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c");
-        let avx512 = avx2
-            && is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512vnni");
-        let best = match (avx512, avx2) {
-            (true, _) => "avx512vnni",
-            (false, true) => "avx2",
-            _ => "scalar",
-        };
-        assert_eq!(dot::best_table().isa, best);
-        assert_eq!(
-            dot::table_named("avx2").map(|t| t.isa),
-            avx2.then_some("avx2")
-        );
-        assert_eq!(
-            dot::table_named("avx512vnni").map(|t| t.isa),
-            avx512.then_some("avx512vnni")
-        );
-        assert_eq!(
-            dot::tables().len(),
-            1 + usize::from(avx2) + usize::from(avx512)
-        );
+fn the_tables_are_those_the_cpu_has() {
+    let names: Vec<&str> = dot::tables().iter().map(|t| t.isa).collect();
+    assert_eq!(names, cpu_isas());
+    assert_eq!(dot::best_table().isa, *names.last().unwrap());
+    for name in names {
+        assert_eq!(dot::table_named(name).map(|t| t.isa), Some(name));
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    assert_eq!(dot::best_table().isa, "scalar");
     assert_eq!(dot::scalar_table().isa, "scalar");
-    assert_eq!(dot::tables()[0].isa, "scalar");
 }
 
 #[test]
-fn every_weight_type_has_a_kernel() {
-    for ty in WEIGHT_TYPES {
-        let mut all = dot::tables();
-        all.extend([dot::best_table(), dot::table()]);
-        for t in all {
-            let k = t.kernel(ty).unwrap_or_else(|| panic!("{ty} in {}", t.isa));
-            assert_eq!(Some(k.act), ty.activation());
+fn every_weight_type_has_a_kernel_in_every_table() {
+    let mut all = dot::tables();
+    all.extend([dot::best_table(), dot::table()]);
+    for t in all {
+        for ty in GgmlType::all() {
+            let act = t.kernel(ty).map(|k| k.act);
+            assert_eq!(act, ty.activation(), "{ty} in {}", t.isa);
         }
     }
-    assert!(dot::scalar_table().kernel(GgmlType::Q8_1).is_none());
 }
 
 #[test]
 fn simd_equals_scalar_on_encoded_rows() {
-    for simd in simd_tables() {
-        encoded_rows(simd);
-    }
+    run_tables(simd_tables(), SIMD, encoded_rows);
 }
 
 fn encoded_rows(simd: &DotTable) {
     let (isa, scal) = (simd.isa, dot::scalar_table());
     let mut rng = Rng::new(1);
-    for ty in WEIGHT_TYPES {
+    for ty in weight_types() {
         for &n in lengths(ty) {
             for scale in [1e-3f32, 1.0, 40.0] {
                 let w = encode(ty, &rng.normals(n, scale));
@@ -134,7 +101,7 @@ fn encoded_rows(simd: &DotTable) {
 type Named<T> = (&'static str, Box<dyn FnMut() -> T>);
 
 fn patterns(rng: &mut Rng) -> Vec<Named<u8>> {
-    let mut r2 = Rng::new(rng.next());
+    let mut r2 = Rng::new(rng.next_u64());
     let mut k = 0u32;
     vec![
         ("zeros", Box::new(|| 0u8)),
@@ -152,12 +119,12 @@ fn patterns(rng: &mut Rng) -> Vec<Named<u8>> {
         ),
         ("0x80", Box::new(|| 0x80u8)),
         ("0x7f", Box::new(|| 0x7fu8)),
-        ("random", Box::new(move || r2.next() as u8)),
+        ("random", Box::new(move || r2.next_u64() as u8)),
     ]
 }
 
 fn levels(rng: &mut Rng) -> Vec<Named<i8>> {
-    let mut r2 = Rng::new(rng.next());
+    let mut r2 = Rng::new(rng.next_u64());
     let mut k = 0u32;
     vec![
         ("+127", Box::new(|| 127i8)),
@@ -173,18 +140,13 @@ fn levels(rng: &mut Rng) -> Vec<Named<i8>> {
                 }
             }),
         ),
-        (
-            "random",
-            Box::new(move || (r2.next() % 255) as i8 as i16 as i8),
-        ),
+        ("random", Box::new(move || (r2.next_u64() % 255) as i8)),
     ]
 }
 
 #[test]
 fn integer_parts_are_exact_on_adversarial_blocks() {
-    for simd in simd_tables() {
-        adversarial_blocks(simd);
-    }
+    run_tables(simd_tables(), SIMD, adversarial_blocks);
 }
 
 fn adversarial_blocks(simd: &DotTable) {
@@ -192,7 +154,7 @@ fn adversarial_blocks(simd: &DotTable) {
     let mut rng = Rng::new(2);
     let limit = f64::from(1u32 << 24);
     let mut exact_checks = 0;
-    for ty in WEIGHT_TYPES {
+    for ty in weight_types() {
         for &n in lengths(ty).iter().filter(|&&n| n <= 1024) {
             for (wname, mut fill) in patterns(&mut rng) {
                 let w = raw_weights(ty, n, 0x3C00, &mut *fill);
@@ -229,26 +191,18 @@ fn adversarial_blocks(simd: &DotTable) {
 
 #[test]
 fn simd_equals_scalar_with_random_scales() {
-    for simd in simd_tables() {
-        random_scales(simd);
-    }
+    run_tables(simd_tables(), SIMD, random_scales);
 }
 
 fn random_scales(simd: &DotTable) {
     let (isa, scal) = (simd.isa, dot::scalar_table());
     let mut rng = Rng::new(3);
-    for ty in WEIGHT_TYPES {
+    for ty in weight_types() {
         for &n in lengths(ty) {
             for _ in 0..4 {
-                // A finite fp16 scale of either sign, normal or subnormal.
-                let d = loop {
-                    let bits = rng.next() as u16;
-                    if bits & 0x7c00 != 0x7c00 {
-                        break bits;
-                    }
-                };
-                let mut r2 = Rng::new(rng.next());
-                let w = raw_weights(ty, n, d, &mut || r2.next() as u8);
+                let d = random_f16(&mut rng);
+                let mut r2 = Rng::new(rng.next_u64());
+                let w = raw_weights(ty, n, d, &mut || r2.next_u64() as u8);
                 let a = activations(ty, &rng.normals(n, 1.0));
                 let (_, mag) = reference(ty, &w, &a, n);
                 let s = f64::from(dot_with(scal, ty, n, &w, &a));
@@ -264,11 +218,11 @@ fn random_scales(simd: &DotTable) {
 
 #[test]
 fn lengths_are_checked() {
-    let w = vec![0u8; 18 * 2];
-    let a = vec![0u8; 34 * 2];
+    let w = vec![0u8; GgmlType::Q4_0.row_bytes(64).unwrap()];
+    let a = vec![0u8; GgmlType::Q8_0.row_bytes(64).unwrap()];
     let k = dot::kernel(GgmlType::Q4_0).unwrap();
     assert_eq!((k.dot)(64, &w, &a), 0.0);
-    let r = std::panic::catch_unwind(|| (k.dot)(64, &w[..18], &a));
+    let r = std::panic::catch_unwind(|| (k.dot)(64, &w[..w.len() / 2], &a));
     assert!(r.is_err());
     let r = std::panic::catch_unwind(|| (k.dot)(60, &w, &a));
     assert!(r.is_err());
@@ -279,6 +233,11 @@ fn lengths_are_checked() {
 /// processes with each value, which then take the first branches.
 #[test]
 fn llq_kernels_forces_a_table() {
+    // This test's name as the harness knows it: its module path without the crate.
+    let name = format!(
+        "{}::llq_kernels_forces_a_table",
+        module_path!().split_once("::").unwrap().1
+    );
     match std::env::var("LLQ_KERNELS").as_deref() {
         Ok("scalar") => {
             assert_eq!(dot::active_isa(), "scalar");
@@ -296,7 +255,7 @@ fn llq_kernels_forces_a_table() {
     assert_eq!(dot::active_isa(), dot::best_table().isa);
     for value in ["scalar", "avx2"] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["llq_kernels_forces_a_table", "--exact", "--nocapture"])
+            .args([name.as_str(), "--exact", "--nocapture"])
             .env("LLQ_KERNELS", value)
             .output()
             .unwrap();
@@ -344,8 +303,8 @@ fn dot4_lengths(ty: GgmlType) -> Vec<usize> {
 #[test]
 fn dot4_equals_four_dots_on_random_rows() {
     let mut rng = Rng::new(4);
-    for t in dot::tables() {
-        for ty in WEIGHT_TYPES {
+    run_tables(dot::tables(), SIMD, |t| {
+        for ty in weight_types() {
             for n in dot4_lengths(ty) {
                 for scale in [1e-3f32, 1.0, 40.0] {
                     let w = encode(ty, &rng.normals(n, scale));
@@ -356,14 +315,9 @@ fn dot4_equals_four_dots_on_random_rows() {
                     assert_dot4_exact(t, ty, n, &w, a, &format!("scale {scale}"));
                 }
                 // Raw fp16 scales of either sign, normal or subnormal.
-                let d = loop {
-                    let bits = rng.next() as u16;
-                    if bits & 0x7c00 != 0x7c00 {
-                        break bits;
-                    }
-                };
-                let mut r2 = Rng::new(rng.next());
-                let w = raw_weights(ty, n, d, &mut || r2.next() as u8);
+                let d = random_f16(&mut rng);
+                let mut r2 = Rng::new(rng.next_u64());
+                let w = raw_weights(ty, n, d, &mut || r2.next_u64() as u8);
                 let a: Vec<Vec<u8>> = (0..4)
                     .map(|_| activations(ty, &rng.normals(n, 1.0)))
                     .collect();
@@ -371,14 +325,14 @@ fn dot4_equals_four_dots_on_random_rows() {
                 assert_dot4_exact(t, ty, n, &w, a, &format!("raw scale {d:#06x}"));
             }
         }
-    }
+    });
 }
 
 #[test]
 fn dot4_equals_four_dots_on_adversarial_rows() {
     let mut rng = Rng::new(5);
-    for t in dot::tables() {
-        for ty in WEIGHT_TYPES {
+    run_tables(dot::tables(), SIMD, |t| {
+        for ty in weight_types() {
             for n in dot4_lengths(ty).into_iter().filter(|&n| n <= 1024) {
                 for (wname, mut fill) in patterns(&mut rng) {
                     let w = raw_weights(ty, n, 0x3C00, &mut *fill);
@@ -397,13 +351,13 @@ fn dot4_equals_four_dots_on_adversarial_rows() {
                 }
             }
         }
-    }
+    });
 }
 
 #[test]
 fn avx512_has_packed_kernels_for_q4_0_and_q8_0() {
     for t in dot::tables() {
-        for ty in WEIGHT_TYPES {
+        for ty in weight_types() {
             let want = t.isa == "avx512vnni" && matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0);
             assert_eq!(t.kernel(ty).unwrap().has_packed(), want, "{} {ty}", t.isa);
         }

@@ -1,16 +1,17 @@
 //! `matmul` against a naive reference: decode the weights and the quantized activations, dot in
 //! f64. The kernels see exactly those values, so the only differences are f32 rounding in the
-//! per-block scaling and accumulation: ≤ 1e-5·Σ|w·a| per output (see dot_kernels.rs), except
+//! per-block scaling and accumulation: ≤ 1e-5·Σ|w·a| per output (see `kernels`), except
 //! Q4_1/Q5_1 whose activation block sums are stored as fp16 (1e-3). A looser check against the
 //! unquantized f32 product confirms the activation type is the right one (8-bit activations: a
 //! relative error of ~1/254 per element, well below 2% of Σ|w·x|).
 
-mod dot_common;
-
-use dot_common::*;
+use super::{activations, decode, encode};
+use crate::common::weight_types;
 use llq_kernels::dot;
 use llq_kernels::matmul::{matmul, matmul_quantized_with, Activations, Weights};
+use llq_testsupport::Rng;
 use llq_types::GgmlType;
+
 fn check(ty: GgmlType, rows: usize, cols: usize, n_tok: usize, seed: u64) {
     let mut rng = Rng::new(seed);
     let wf = rng.normals(rows * cols, 0.5);
@@ -39,11 +40,8 @@ fn check_out(
     n_tok: usize,
 ) {
     let at = ty.activation().unwrap();
-    let tol = if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
-        1e-3
-    } else {
-        1e-5
-    };
+    // Q8_1 activations (of Q4_1 and Q5_1) store their block sums as fp16.
+    let tol = if at == GgmlType::Q8_1 { 1e-3 } else { 1e-5 };
     let mut wrow = vec![0f32; cols];
     for t in 0..n_tok {
         let xt = &x[t * cols..(t + 1) * cols];
@@ -74,7 +72,7 @@ fn check_out(
 
 #[test]
 fn matmul_matches_decoded_reference_for_every_type() {
-    for (i, ty) in WEIGHT_TYPES.into_iter().enumerate() {
+    for (i, ty) in weight_types().enumerate() {
         let cols = if ty.block_size() == 256 { 512 } else { 96 };
         for n_tok in [1, 3, 70] {
             // 37 rows: not a multiple of any task or tile size.
@@ -85,13 +83,7 @@ fn matmul_matches_decoded_reference_for_every_type() {
 
 #[test]
 fn matmul_large_rows_one_token() {
-    for ty in [
-        GgmlType::Q4_0,
-        GgmlType::Q8_0,
-        GgmlType::Q4_K,
-        GgmlType::Q6_K,
-        GgmlType::F16,
-    ] {
+    for ty in weight_types() {
         check(ty, 300, 4096, 1, 99);
     }
 }
@@ -157,16 +149,12 @@ fn matmul_is_deterministic() {
 /// The multi-token paths give exactly a 1×1 kernel's result for every (row, token), in every
 /// table: the tile of `Kernel::dot4` (tokens in groups of 4, the rest one by one) the table's
 /// own, the register-tiled kernel (`Kernel::gemm`, where the table has one) the scalar
-/// reference's, except a float type's tile (F16 here), which only agrees to rounding. Token counts cover whole groups, remainders and more than one token tile.
+/// reference's, except a float type's tile, which only agrees to rounding. Token counts cover
+/// whole groups, remainders and more than one token tile.
 #[test]
 fn matmul_equals_one_by_one_dots_exactly() {
     let (rows, cols) = (19, 256);
-    for ty in [
-        GgmlType::Q4_0,
-        GgmlType::Q8_0,
-        GgmlType::Q4_K,
-        GgmlType::F16,
-    ] {
+    for ty in weight_types() {
         for n_tok in [2, 4, 7, 64, 67, 131] {
             let mut rng = Rng::new(n_tok as u64);
             let wf = rng.normals(rows * cols, 0.5);
@@ -175,9 +163,9 @@ fn matmul_equals_one_by_one_dots_exactly() {
             let act = Activations::quantize(ty, &rng.normals(n_tok * cols, 2.0), cols);
             for table in dot::tables() {
                 let k = match table.kernel(ty).unwrap() {
-                    // Float tiles round differently from every 1x1 kernel (dot_gemm.rs checks
+                    // Float tiles round differently from every 1x1 kernel (`gemm` checks
                     // them against the f64 product).
-                    k if k.gemm().is_some() && ty == GgmlType::F16 => continue,
+                    k if k.gemm().is_some() && !ty.is_quantized() => continue,
                     k if k.gemm().is_some() => dot::scalar_table().kernel(ty).unwrap(),
                     k => k,
                 };
