@@ -2,6 +2,7 @@
 //! conversions, dot kernels and the matmul built on them. Every tensor type is one row of
 //! [`llq_types::TYPES`] plus one block file in `blocks/`.
 
+pub mod attention;
 mod blocks;
 pub mod dot;
 pub mod float;

@@ -1,5 +1,6 @@
 //! AVX2 + FMA + F16C dot kernels (x86_64): the legacy types in `legacy`, the K-quants in
-//! `kquant`, the float types in `float`; the loads and reductions they share are here.
+//! `kquant`, the float types in `float`; the loads and reductions they share are here. Also the
+//! attention loops compiled for AVX2 alone (`attention`).
 //!
 //! Every kernel is a safe `#[target_feature]` function (callable only from code with the same
 //! features) plus a plain wrapper (`entry!`) installed in the table. The wrappers are private
@@ -26,6 +27,7 @@ macro_rules! entry {
     };
 }
 
+pub(crate) mod attention;
 mod float;
 pub(crate) mod kquant;
 pub(crate) mod legacy;
