@@ -124,7 +124,7 @@ fn wide_simd() -> bool {
 }
 
 /// Softmax in place, stable against large logits; the sum in f64. The exponentials come from
-/// [`exp_lanes`] eight at a time (a libm call per score was a fifth of `llq compare`'s time on
+/// `exp_lanes` eight at a time (a libm call per score was a fifth of `llq compare`'s time on
 /// the small fixture), the same code with or without AVX2, so the same result.
 pub fn softmax(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]

@@ -103,11 +103,11 @@ const ROW_TILE: usize = 8;
 /// Tokens per pass over a row tile (their activations stay in L2).
 const TOK_TILE: usize = 64;
 
-/// out[t * w.rows + r] = sum_c W[r][c] * x[t * w.cols + c] for every token t (x.len() = n_tok * cols).
-/// Activations are quantized once per token to the weight type's activation type (Q8_0 for
-/// Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16 for F16, BF16 for BF16, F32 for F32),
-/// then rows are dotted in parallel with rayon (parallel over output rows; for many tokens tile so each
-/// weight row chunk is reused across all tokens while hot in cache).
+/// `out[t * w.rows + r] = Σ_c W[r][c] · x[t * w.cols + c]` for every token `t`
+/// (`x.len() = n_tok * cols`). Activations are quantized once per token to the weight type's
+/// activation type ([`GgmlType::activation`]), then rows are dotted in parallel with rayon
+/// (parallel over output rows; for many tokens tiled so that each chunk of weight rows is reused
+/// across all tokens while hot in cache).
 pub fn matmul(w: &Weights, x: &[f32], out: &mut [f32]) {
     assert!(w.cols > 0, "empty rows");
     assert_eq!(x.len() % w.cols, 0, "x is not whole rows of {}", w.cols);

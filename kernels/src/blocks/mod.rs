@@ -108,8 +108,10 @@ pub(crate) fn traits(ty: GgmlType) -> &'static Traits {
     }
 }
 
-/// Encode one row of `ty` (see [`BlockType::quantize_row`]). Panics if the lengths disagree:
-/// callers check with [`GgmlType::row_bytes`] first.
+/// Encode one row of `ty` (whole blocks; `dst` sized by [`GgmlType::row_bytes`]), rounding as
+/// ggml does: steered by `importance` (one weight per column, from an imatrix) for the types
+/// whose rounding uses it. Panics if the lengths disagree: callers check with
+/// [`GgmlType::row_bytes`] first.
 pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
     assert_eq!(ty.row_bytes(src.len()), Some(dst.len()), "{ty} row size");
     (traits(ty).quantize)(src, dst, importance)
@@ -122,7 +124,8 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
 }
 
 /// Byte offsets, within one block of `ty`, of the fp16 factors that scale the whole block
-/// linearly (see [`BlockType::FACTORS`]).
+/// linearly (`d`, and `dmin`, `m` or `s`): multiplying all of them by `g` multiplies every
+/// decoded value by `g`. Empty for the float types and Q8_K (whose `d` is an f32).
 pub fn factor_offsets(ty: GgmlType) -> &'static [usize] {
     traits(ty).factors
 }
