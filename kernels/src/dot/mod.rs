@@ -42,6 +42,7 @@ impl DotTable {
     }
 
     /// Replace the dot product of `ty` (used by the SIMD tables, which start from the scalar one).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn set(&mut self, ty: GgmlType, dot: DotFn) {
         let k = self.kernels[ty as usize]
             .as_mut()

@@ -9,24 +9,31 @@ use std::io::Write;
 /// The tables this CPU can run, by name, from its reported features: AVX2 + FMA + F16C for
 /// `avx2`, and AVX-512 F/BW/VL/VNNI (with those) for `avx512vnni`.
 pub fn cpu_isas() -> Vec<&'static str> {
-    let mut isas = vec!["scalar"];
-    #[cfg(target_arch = "x86_64")]
-    {
-        let avx2 = is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c");
-        let avx512 = is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512vnni");
-        if avx2 {
-            isas.push("avx2");
-            if avx512 {
-                isas.push("avx512vnni");
-            }
+    std::iter::once("scalar").chain(simd_isas()).collect()
+}
+
+#[cfg(target_arch = "x86_64")]
+fn simd_isas() -> Vec<&'static str> {
+    let avx2 = is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c");
+    let avx512 = is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512vnni");
+    let mut isas = Vec::new();
+    if avx2 {
+        isas.push("avx2");
+        if avx512 {
+            isas.push("avx512vnni");
         }
     }
     isas
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn simd_isas() -> Vec<&'static str> {
+    Vec::new()
 }
 
 /// Run `f` on each of `tables`, then check the ISAs in `isas` (those whose table has what the
