@@ -14,7 +14,6 @@
 //! (comma list, default `1,2`), `LLQ_BENCH_TOKENS` (tokens of the matmul table, default 64). A
 //! trailing argument filters types by name (`-- q4`).
 
-use llq_kernels::codec;
 use llq_kernels::dot::{self, DotTable};
 use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
 use llq_types::GgmlType;
@@ -24,21 +23,10 @@ use std::time::Instant;
 
 const N: usize = 4096;
 
-const TYPES: [GgmlType; 13] = [
-    GgmlType::Q4_0,
-    GgmlType::Q8_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::F32,
-];
+/// Every weight type (those with a dot product), in the types table's order.
+fn weight_types() -> impl Iterator<Item = GgmlType> {
+    GgmlType::all().filter(|&ty| dot::scalar_table().kernel(ty).is_some())
+}
 
 struct Rng(u64);
 impl Rng {
@@ -107,7 +95,7 @@ fn matrix(ty: GgmlType) -> Vec<u8> {
             let mut rng = Rng(rng_seed(r));
             let x: Vec<f32> = (0..N).map(|_| rng.normal() * 0.02).collect();
             let mut out = vec![0u8; rb];
-            codec::quantize_row(ty, &x, &mut out, None);
+            llq_kernels::quantize_row(ty, &x, &mut out, None);
             out
         })
         .collect();
@@ -161,7 +149,7 @@ fn main() {
     println!("\nmatvec 4096x4096, GB/s of weight data\n{header}");
     let mut rng = Rng(99);
     let x: Vec<f32> = (0..N).map(|_| rng.normal()).collect();
-    for ty in TYPES {
+    for ty in weight_types() {
         if let Some(f) = &filter {
             if !ty.name().to_lowercase().contains(f.as_str()) {
                 continue;
@@ -203,20 +191,15 @@ fn main() {
         println!("{line}");
     }
 
-    // Prompt processing: 64 tokens at once, best table, every thread count.
+    // Prompt processing: 64 tokens at once (the register tiles where the best table has
+    // them), best table, every thread count.
     let n_tok = env_f64("LLQ_BENCH_TOKENS", 64.0) as usize;
     let xs: Vec<f32> = (0..n_tok * N).map(|_| rng.normal()).collect();
     println!(
         "\nmatmul 4096x4096 x {n_tok} tokens ({}), GFLOP/s (2·rows·cols·tokens)",
         dot::best_table().isa
     );
-    for ty in [
-        GgmlType::Q4_0,
-        GgmlType::Q8_0,
-        GgmlType::Q4_K,
-        GgmlType::Q6_K,
-        GgmlType::F16,
-    ] {
+    for ty in weight_types() {
         if let Some(f) = &filter {
             if !ty.name().to_lowercase().contains(f.as_str()) {
                 continue;

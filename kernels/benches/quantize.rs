@@ -11,30 +11,13 @@
 //! (timed passes, default 2), `LLQ_BENCH_THREADS` (comma list, default `1,2`). A trailing
 //! argument that is not a flag filters types by name (`cargo bench ... -- q4`).
 
-use llq_kernels::codec;
 use llq_types::GgmlType;
-use llq_types::TYPES;
 use rayon::prelude::*;
 use std::hint::black_box;
 use std::time::Instant;
 
 /// Row length: a typical LLaMA hidden size, a whole number of every block size (32 and 256).
 const COLS: usize = 4096;
-
-const BENCHED: [GgmlType; 12] = [
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q8_0,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];
 
 /// xorshift64*: deterministic, dependency-free, good enough to avoid degenerate blocks.
 struct Rng(u64);
@@ -105,12 +88,12 @@ fn main() {
         "type", "bpw", "threads", "quant MB/s", "dequant MB/s"
     );
 
-    for ty in BENCHED {
+    // Every type, the activation types (Q8_0, Q8_1, Q8_K) included: their encoders run once
+    // per token in the runtime.
+    for ty in GgmlType::all() {
         if filter.as_deref().is_some_and(|f| !ty.name().contains(f)) {
             continue;
         }
-        let info = TYPES.iter().find(|t| t.ty == ty).expect("type in table");
-        assert!(codec::codec(ty).is_some(), "{} has no codec", info.name);
         let row_bytes = ty.row_bytes(COLS).expect("whole blocks");
         let mut packed = vec![0u8; rows * row_bytes];
         let mut back = vec![0f32; rows * COLS];
@@ -139,7 +122,7 @@ fn main() {
             });
             println!(
                 "{:<6} {:>7.3} {:>8} {:>12.0} {:>12.0}",
-                info.name,
+                ty.name(),
                 ty.bits_per_weight(),
                 n,
                 f32_mb / q,

@@ -15,7 +15,7 @@ pub fn f16_to_f32(src: &[u8], dst: &mut [f32]) {
 pub fn bf16_to_f32(src: &[u8], dst: &mut [f32]) {
     assert_eq!(src.len(), dst.len() * 2, "bf16 byte length");
     for (d, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
-        *d = f32::from_bits((u32::from(u16::from_le_bytes([c[0], c[1]]))) << 16);
+        *d = bf16_bits_to_f32(u16::from_le_bytes([c[0], c[1]]));
     }
 }
 
@@ -60,6 +60,12 @@ pub fn f32_to_le(src: &[f32], dst: &mut [u8]) {
 #[inline]
 pub fn f16_bits_to_f32(bits: u16) -> f32 {
     f16::from_bits(bits).to_f32()
+}
+
+/// One bf16 value from its bits: exact, a bf16 is the top half of an f32.
+#[inline]
+pub fn bf16_bits_to_f32(bits: u16) -> f32 {
+    f32::from_bits(u32::from(bits) << 16)
 }
 
 /// The f16 bits nearest to `x` (round to nearest even), for block scales.

@@ -1,8 +1,7 @@
 //! Weight matrix × activations, with the dot kernels of [`crate::dot`], parallel over output rows.
 
-use crate::codec::dequantize_row;
-use crate::dot::gemm::{Gemm, TILE_ROWS, TILE_TOKENS};
-use crate::dot::{self, DotTable};
+use crate::blocks::{dequantize_row, quantize_row};
+use crate::dot::{self, DotTable, Gemm, TILE_ROWS, TILE_TOKENS};
 use llq_types::GgmlType;
 use rayon::prelude::*;
 
@@ -22,7 +21,7 @@ impl<'a> Weights<'a> {
         rows: usize,
         cols: usize,
     ) -> Result<Weights<'a>, String> {
-        if dot::act_type(ty).is_none() {
+        if ty.activation().is_none() {
             return Err(format!("{ty} has no dot kernel"));
         }
         let row = ty
@@ -73,17 +72,18 @@ pub struct Activations {
 impl Activations {
     /// Quantize `x` (`n_tok * cols` values) for weights of type `weight_ty`.
     pub fn quantize(weight_ty: GgmlType, x: &[f32], cols: usize) -> Activations {
-        let ty =
-            dot::act_type(weight_ty).unwrap_or_else(|| panic!("{weight_ty} has no dot kernel"));
+        let ty = weight_ty
+            .activation()
+            .unwrap_or_else(|| panic!("{weight_ty} has no dot kernel"));
         let row_bytes = ty.row_bytes(cols).expect("cols is whole blocks");
         assert_eq!(x.len() % cols, 0, "activations are whole rows");
         let mut data = vec![0u8; x.len() / cols * row_bytes];
         if data.len() > row_bytes {
             data.par_chunks_mut(row_bytes)
                 .zip(x.par_chunks(cols))
-                .for_each(|(a, x)| dot::quantize_act(ty, x, a));
+                .for_each(|(a, x)| quantize_row(ty, x, a, None));
         } else if !data.is_empty() {
-            dot::quantize_act(ty, x, &mut data);
+            quantize_row(ty, x, &mut data, None);
         }
         Activations {
             ty,
@@ -103,11 +103,11 @@ const ROW_TILE: usize = 8;
 /// Tokens per pass over a row tile (their activations stay in L2).
 const TOK_TILE: usize = 64;
 
-/// out[t * w.rows + r] = sum_c W[r][c] * x[t * w.cols + c] for every token t (x.len() = n_tok * cols).
-/// Activations are quantized once per token to the weight type's activation type (Q8_0 for
-/// Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16 for F16, BF16 for BF16, F32 for F32),
-/// then rows are dotted in parallel with rayon (parallel over output rows; for many tokens tile so each
-/// weight row chunk is reused across all tokens while hot in cache).
+/// `out[t * w.rows + r] = Σ_c W[r][c] · x[t * w.cols + c]` for every token `t`
+/// (`x.len() = n_tok * cols`). Activations are quantized once per token to the weight type's
+/// activation type ([`GgmlType::activation`]), then rows are dotted in parallel with rayon
+/// (parallel over output rows; for many tokens tiled so that each chunk of weight rows is reused
+/// across all tokens while hot in cache).
 pub fn matmul(w: &Weights, x: &[f32], out: &mut [f32]) {
     assert!(w.cols > 0, "empty rows");
     assert_eq!(x.len() % w.cols, 0, "x is not whole rows of {}", w.cols);

@@ -9,7 +9,7 @@ use crate::quantize::{ConvertOptions, Split};
 use crate::tokenizer::chat;
 use clap::{Args, ValueEnum};
 use llq_formats::gguf::split::SplitLimit;
-use llq_kernels::codec::QuantMode;
+use llq_kernels::QuantMode;
 use llq_types::{FileType, GgmlType};
 use std::path::PathBuf;
 

@@ -11,7 +11,7 @@ use crate::progress;
 use llq_formats::gguf::split::SplitLimit;
 use llq_formats::gguf::{GgufWriter, TensorSpec};
 use llq_formats::imatrix::Imatrix;
-use llq_kernels::codec::QuantMode;
+use llq_kernels::QuantMode;
 use llq_types::FileType;
 use rayon::prelude::*;
 use std::io::{BufWriter, Write};
@@ -360,7 +360,7 @@ impl ChunkEncoder<'_> {
                     .chunks_exact(row_len)
                     .zip(dst.chunks_exact_mut(gguf_row_bytes))
                 {
-                    llq_kernels::codec::quantize_row_mode(
+                    llq_kernels::quantize_row_mode(
                         self.target.ty,
                         src,
                         dst,

@@ -3,6 +3,7 @@
 
 use super::model::{Layer, Model};
 use super::ops::{self, Rope};
+use llq_kernels::attention::{axpys, dots, softmax, Rows};
 use llq_kernels::matmul::{matmul, matmul_quantized, Activations, Weights};
 use rayon::prelude::*;
 
@@ -213,7 +214,7 @@ impl<'x> SharedInput<'x> {
     }
 
     fn matmul(&mut self, w: &Weights, out: &mut [f32]) {
-        let want = llq_kernels::dot::act_type(w.ty).expect("checked at load");
+        let want = w.ty.activation().expect("checked at load");
         let act = match self.quantized.iter().position(|a| a.ty == want) {
             Some(i) => &self.quantized[i],
             None => {
@@ -254,7 +255,7 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], s: AttnShape) -> Vec<f32> {
         .for_each_init(Vec::new, |scores, (i, out)| {
             let (t, head) = (i / s.n_head, i % s.n_head);
             let qh = &q[t * d + head * hd..t * d + (head + 1) * hd];
-            let rows = |m| ops::Rows {
+            let rows = |m| Rows {
                 m,
                 stride: kv_dim,
                 off: (head / group) * hd,
@@ -263,12 +264,12 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], s: AttnShape) -> Vec<f32> {
             let n_pos = s.start + t + 1;
             scores.clear();
             scores.resize(n_pos, 0.0);
-            ops::dots(qh, rows(k), scores);
+            dots(qh, rows(k), scores);
             for s in scores.iter_mut() {
                 *s *= scale;
             }
-            ops::softmax(scores);
-            ops::axpys(scores, rows(v), out);
+            softmax(scores);
+            axpys(scores, rows(v), out);
         });
     out
 }

@@ -208,9 +208,7 @@ impl Loader<'_> {
     fn vector(&self, name: &str, n: usize) -> std::result::Result<Vec<f32>, String> {
         let t = self.info(name, &[n])?;
         let mut out = vec![0f32; n];
-        let codec = llq_kernels::codec::codec(t.ty)
-            .ok_or_else(|| format!("tensor {name}: type {} cannot be decoded", t.ty))?;
-        (codec.dequantize)(self.file.tensor_data(t), &mut out);
+        llq_kernels::dequantize_row(t.ty, self.file.tensor_data(t), &mut out);
         Ok(out)
     }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference encoder/decoder for the K-quants, for llq's tests (kernels/tests/kquant_*.rs).
+"""Reference encoder/decoder for the K-quants, for llq's tests (kernels/tests/suite/kquant/).
 
     kquant_oracle.py probe
         Print the ggml library that `quantize` would use; exit 3 (reason on stderr) if none.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference bytes for llq's legacy block quantizers (kernels/tests/legacy_*.rs).
+"""Reference bytes for llq's legacy block quantizers (kernels/tests/suite/legacy/).
 
 Usage: quants_oracle.py ROWS_F32 N_PER_ROW OUT_DIR [--raw BYTES] [--ggml LIB [--imatrix IMAT_F32]]
 

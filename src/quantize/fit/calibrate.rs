@@ -8,7 +8,7 @@ use crate::eval::compare::{CompareAccumulator, Scratch};
 use crate::eval::imatrix::{Collector, ColumnStats};
 use crate::runtime::forward::{KvCache, Logits, Session};
 use crate::runtime::model::Model;
-use llq_kernels::codec::QuantMode;
+use llq_kernels::QuantMode;
 use llq_types::GgmlType;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -117,7 +117,7 @@ fn quantize_in_place(
     let mut row = vec![0f32; m.cols];
     for (r, dst) in out.chunks_exact_mut(row_bytes).enumerate() {
         w.row(r, &mut row);
-        llq_kernels::codec::quantize_row_mode(ty, &row, dst, importance, mode);
+        llq_kernels::quantize_row_mode(ty, &row, dst, importance, mode);
     }
     Ok(out.into())
 }

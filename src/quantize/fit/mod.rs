@@ -27,7 +27,7 @@ use crate::progress;
 use crate::runtime::sampler::SplitMix64;
 use crate::tokenizer::Tokenizer;
 use llq_formats::gguf::{layout, TensorSpec, Value};
-use llq_kernels::codec::QuantMode;
+use llq_kernels::QuantMode;
 use llq_types::{FileType, GgmlType};
 use rayon::prelude::*;
 use serde::Serialize;

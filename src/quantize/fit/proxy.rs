@@ -4,7 +4,7 @@
 //! Measured on a sample of rows spread over the tensor, with the rounding the conversion
 //! itself will use.
 
-use llq_kernels::codec::QuantMode;
+use llq_kernels::QuantMode;
 use llq_types::GgmlType;
 
 /// Rows sampled per tensor: enough for a stable mean, few enough to try every type fast.
@@ -64,7 +64,7 @@ pub fn proxy_losses(
             let mut back = vec![0f32; row_len];
             let mut sum = 0f64;
             for row in rows.chunks_exact(row_len) {
-                llq_kernels::codec::quantize_row_mode(ty, row, &mut q, importance, mode);
+                llq_kernels::quantize_row_mode(ty, row, &mut q, importance, mode);
                 llq_kernels::dequantize_row(ty, &q, &mut back);
                 sum += row
                     .iter()

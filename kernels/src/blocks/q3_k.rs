@@ -1,0 +1,182 @@
+//! Q3_K: 256 values in 110 bytes: 32 bytes of high bits (`hmask`), 64 bytes of 2-bit low parts
+//! (packed as `kquant::pack_2bit`), 12 bytes of packed 6-bit signed sub-block scales, then `d`
+//! (fp16). Element `i` of sub-block `j` (16 elements each) is `d·(sc_j − 32)·(q − 4)`, `q` being
+//! the low part plus 4 when the high bit is set. Dotted with Q8_K activations.
+
+use super::kquant::{dot, pack_2bit, unpack_2bit, KSums, Levels, SuperBlock};
+use super::{dequantize_blocks, f16_at, q8_k, quantize_blocks, write_f16, BlockType};
+use crate::dot::DotFn;
+use crate::rounding::kquant::{make_q3_quants, requantize_symmetric};
+use crate::rounding::{make_qx_quants, nearest_int, signed_absmax, sum, sum_squares};
+use llq_types::{GgmlType, QK_K};
+
+/// The 32 bytes of high bits: that of element `i` is bit `i/32` of byte `i%32`.
+pub(crate) const HMASK: usize = 0;
+/// The 64 bytes of 2-bit low parts.
+pub(crate) const QS: usize = 32;
+/// The 12 bytes of packed sub-block scales.
+pub(crate) const SC: usize = 96;
+pub(crate) const D: usize = 108;
+
+#[allow(non_camel_case_types)]
+pub(crate) struct Q3_K;
+
+impl BlockType for Q3_K {
+    const TYPE: GgmlType = GgmlType::Q3_K;
+    const FACTORS: &'static [usize] = &[D];
+    const USES_IMPORTANCE: bool = true;
+    const DOT: Option<DotFn> = Some(vec_dot);
+
+    fn quantize_row(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
+        quantize_blocks(Self::TYPE, src, dst, importance, |x, qw, out| {
+            let mut levels = [0u8; QK_K];
+            let packed = &mut out[SC..D];
+            packed.fill(0);
+            let d = match qw {
+                None => scales_plain(x, &mut levels, packed),
+                Some(qw) => scales_weighted(x, qw, &mut levels, packed),
+            };
+            write_f16(out, D, d);
+            let d = f16_at(out, D);
+            let scales = unpack_scales(&out[SC..D]);
+            let subs = x.chunks_exact(16).zip(levels.chunks_exact_mut(16));
+            for ((xs, lv), &sc) in subs.zip(&scales) {
+                let d = d * f32::from(sc);
+                // A zero scale keeps the search's levels, as in ggml.
+                if d == 0.0 {
+                    continue;
+                }
+                requantize_symmetric(xs, d, 4, lv);
+            }
+            let hmask = &mut out[HMASK..QS];
+            hmask.fill(0);
+            for (i, l) in levels.iter_mut().enumerate() {
+                if *l > 3 {
+                    hmask[i % 32] |= 1 << (i / 32);
+                    *l -= 4;
+                }
+            }
+            pack_2bit(&levels, &mut out[QS..SC]);
+        })
+    }
+
+    fn dequantize_row(src: &[u8], dst: &mut [f32]) {
+        dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut SuperBlock| {
+            let d = f16_at(b, D);
+            let scales = unpack_scales(&b[SC..D]);
+            for (j, (y, &sc)) in y.chunks_exact_mut(16).zip(&scales).enumerate() {
+                let dl = d * f32::from(sc);
+                for (y, &q) in y.iter_mut().zip(&levels(b, j)) {
+                    *y = dl * f32::from(q);
+                }
+            }
+        })
+    }
+}
+
+/// Sub-block scale `j` (of 16, 6 bits, stored + 32): low nibbles in bytes 0–7 (low then high
+/// half), the top two bits in bytes 8–11.
+fn set_scale(packed: &mut [u8], j: usize, l: u8) {
+    if j < 8 {
+        packed[j] = l & 0xf;
+    } else {
+        packed[j - 8] |= (l & 0xf) << 4;
+    }
+    packed[8 + j % 4] |= (l >> 4) << (2 * (j / 4));
+}
+
+/// The 16 signed sub-block scales (−32..=31) from their 12 packed bytes: the inverse of
+/// [`set_scale`].
+#[inline(always)]
+pub(crate) fn unpack_scales(packed: &[u8]) -> [i8; 16] {
+    std::array::from_fn(|j| {
+        let low = if j < 8 {
+            packed[j] & 0xf
+        } else {
+            packed[j - 8] >> 4
+        };
+        let high = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+        (low | (high << 4)) as i8 - 32
+    })
+}
+
+/// The 16 levels (−4..=3) of sub-block `j`: the 2-bit low part, minus 4 where the high bit
+/// (bit `j/2` of `hmask[i]` for element `16·j + i`, `i` counted from `16·(j%2)`) is clear.
+#[inline(always)]
+fn levels(b: &[u8], j: usize) -> [i8; 16] {
+    let h = &b[HMASK + 16 * (j % 2)..][..16];
+    let mut out = [0i8; 16];
+    for ((o, low), &h) in out.iter_mut().zip(unpack_2bit(&b[QS..SC], j)).zip(h) {
+        *o = low as i8 - if h & (1 << (j / 2)) != 0 { 0 } else { 4 };
+    }
+    out
+}
+
+/// ggml's `quantize_row_q3_K_ref`: each sub-block scale relative to the one of largest
+/// magnitude, which maps to −32.
+fn scales_plain(x: &SuperBlock, levels: &mut Levels, packed: &mut [u8]) -> f32 {
+    let mut scales = [0f32; 16];
+    for (j, (xs, lv)) in x
+        .chunks_exact(16)
+        .zip(levels.chunks_exact_mut(16))
+        .enumerate()
+    {
+        scales[j] = make_q3_quants(4, xs.try_into().unwrap(), lv.try_into().unwrap());
+    }
+    let (max_scale, _) = signed_absmax(&scales);
+    if max_scale == 0.0 {
+        return 0.0;
+    }
+    let iscale = -32.0 / max_scale;
+    for (j, &s) in scales.iter().enumerate() {
+        // ggml narrows to a signed byte before clamping.
+        let l = (nearest_int(iscale * s) as i8).clamp(-32, 31) + 32;
+        set_scale(packed, j, l as u8);
+    }
+    1.0 / iscale
+}
+
+/// ggml's `quantize_row_q3_K_impl`: values weighted by importance·sqrt(2σ² + x²), the 6-bit
+/// scales fitted by weighted least squares.
+fn scales_weighted(x: &SuperBlock, qw: &SuperBlock, levels: &mut Levels, packed: &mut [u8]) -> f32 {
+    let mut scales = [0f32; 16];
+    let mut sw = [0f32; 16];
+    let mut weights = [0f32; 16];
+    let sigma2 = 2.0 * sum_squares(x) / QK_K as f32;
+    let subs = x
+        .chunks_exact(16)
+        .zip(levels.chunks_exact_mut(16))
+        .zip(qw.chunks_exact(16));
+    for (j, ((xs, lv), qw)) in subs.enumerate() {
+        for ((w, &v), &q) in weights.iter_mut().zip(xs).zip(qw) {
+            *w = q * (sigma2 + v * v).sqrt();
+        }
+        sw[j] = sum(&weights);
+        scales[j] = make_qx_quants(4, xs, Some(&weights), lv);
+    }
+    let mut ls = [0u8; 16];
+    let d = make_qx_quants(32, &scales, Some(&sw), &mut ls);
+    for (j, &l) in ls.iter().enumerate() {
+        set_scale(packed, j, l);
+    }
+    d
+}
+
+/// See [`KSums`]: levels −4..3, signed 6-bit scales, no mins.
+fn isum(x: &[u8], y: &[u8]) -> KSums {
+    let scales = unpack_scales(&x[SC..D]);
+    let mut isum = 0;
+    for (j, &sc) in scales.iter().enumerate() {
+        let s: i32 = levels(x, j)
+            .iter()
+            .zip(q8_k::levels(y, 16 * j, 16))
+            .map(|(&q, y)| i32::from(q) * y)
+            .sum();
+        isum += i32::from(sc) * s;
+    }
+    (isum, 0)
+}
+
+fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    dot(n, w, a, GgmlType::Q3_K, (D, None), isum)
+}

@@ -1,0 +1,60 @@
+//! Q4_K: 256 values in 144 bytes: `d`, `dmin` (fp16), 12 bytes of packed 6-bit sub-block scales
+//! and mins, then 128 bytes of 4-bit levels (see `sub32`). Element `i` of sub-block `j` (32
+//! elements each) is `d·sc_j·q − dmin·m_j`. Dotted with Q8_K activations.
+
+use super::kquant::{dot, KSums, SuperBlock};
+use super::sub32::{self, LevelsAt, Sub32, D, DMIN, HEAD};
+use super::{dequantize_blocks, quantize_blocks, BlockType};
+use crate::dot::DotFn;
+use crate::rounding::kquant::QkxParams;
+use llq_types::GgmlType;
+
+/// The 128 bytes of nibbles.
+pub(crate) const QS: usize = HEAD;
+
+#[allow(non_camel_case_types)]
+pub(crate) struct Q4_K;
+
+const SUB32: Sub32 = Sub32 {
+    nmax: 15,
+    search: QkxParams {
+        rmin: -1.0,
+        rdelta: 0.1,
+        nstep: 20,
+        mad: false,
+    },
+    clamp_imatrix_scales: false,
+};
+
+impl BlockType for Q4_K {
+    const TYPE: GgmlType = GgmlType::Q4_K;
+    const FACTORS: &'static [usize] = &[D, DMIN];
+    const USES_IMPORTANCE: bool = true;
+    const DOT: Option<DotFn> = Some(vec_dot);
+
+    fn quantize_row(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
+        quantize_blocks(Self::TYPE, src, dst, importance, |x, w, out| {
+            let (head, qs) = out.split_at_mut(QS);
+            let levels = SUB32.quantize(x, w, head);
+            sub32::pack_levels(&levels, qs, None);
+        })
+    }
+
+    fn dequantize_row(src: &[u8], dst: &mut [f32]) {
+        dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut SuperBlock| {
+            sub32::decode(b, y, LEVELS)
+        })
+    }
+}
+
+/// Where the levels are.
+const LEVELS: LevelsAt = LevelsAt { qs: QS, qh: None };
+
+/// See [`KSums`].
+fn isum(x: &[u8], y: &[u8]) -> KSums {
+    sub32::isum(x, y, LEVELS)
+}
+
+fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    dot(n, w, a, GgmlType::Q4_K, (D, Some(DMIN)), isum)
+}

@@ -1,0 +1,67 @@
+//! Q5_K: 256 values in 176 bytes: `d`, `dmin` (fp16), 12 bytes of packed 6-bit sub-block scales
+//! and mins, 32 bytes of fifth bits, then 128 bytes of low nibbles laid out as Q4_K's (see
+//! `sub32`). Element `i` of sub-block `j` (32 elements each) is `d·sc_j·q − dmin·m_j`. Dotted
+//! with Q8_K activations.
+
+use super::kquant::{dot, KSums, SuperBlock};
+use super::sub32::{self, LevelsAt, Sub32, D, DMIN, HEAD};
+use super::{dequantize_blocks, quantize_blocks, BlockType};
+use crate::dot::DotFn;
+use crate::rounding::kquant::QkxParams;
+use llq_types::GgmlType;
+
+/// The 32 bytes of fifth bits: that of element `i` of sub-block `j` is bit `j` of byte `i`.
+pub(crate) const QH: usize = HEAD;
+/// The 128 bytes of low nibbles.
+pub(crate) const QS: usize = QH + 32;
+
+#[allow(non_camel_case_types)]
+pub(crate) struct Q5_K;
+
+const SUB32: Sub32 = Sub32 {
+    nmax: 31,
+    search: QkxParams {
+        rmin: -0.5,
+        rdelta: 0.1,
+        nstep: 15,
+        mad: false,
+    },
+    clamp_imatrix_scales: true,
+};
+
+impl BlockType for Q5_K {
+    const TYPE: GgmlType = GgmlType::Q5_K;
+    const FACTORS: &'static [usize] = &[D, DMIN];
+    const USES_IMPORTANCE: bool = true;
+    const DOT: Option<DotFn> = Some(vec_dot);
+
+    fn quantize_row(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
+        quantize_blocks(Self::TYPE, src, dst, importance, |x, w, out| {
+            let (head, rest) = out.split_at_mut(QH);
+            let (qh, qs) = rest.split_at_mut(QS - QH);
+            let levels = SUB32.quantize(x, w, head);
+            sub32::pack_levels(&levels, qs, Some(qh));
+        })
+    }
+
+    fn dequantize_row(src: &[u8], dst: &mut [f32]) {
+        dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut SuperBlock| {
+            sub32::decode(b, y, LEVELS)
+        })
+    }
+}
+
+/// Where the levels are.
+const LEVELS: LevelsAt = LevelsAt {
+    qs: QS,
+    qh: Some(QH),
+};
+
+/// See [`KSums`].
+fn isum(x: &[u8], y: &[u8]) -> KSums {
+    sub32::isum(x, y, LEVELS)
+}
+
+fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    dot(n, w, a, GgmlType::Q5_K, (D, Some(DMIN)), isum)
+}

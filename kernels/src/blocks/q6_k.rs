@@ -1,0 +1,172 @@
+//! Q6_K: 256 values in 210 bytes: 128 bytes of low nibbles (`ql`), 64 bytes of high bit pairs
+//! (`qh`), 16 signed 8-bit sub-block scales, then `d` (fp16). Element `i` of sub-block `j` (16
+//! elements each) is `d·sc_j·(q − 32)`. Dotted with Q8_K activations.
+//!
+//! Each half of 128 elements uses 64 bytes of `ql` and 32 of `qh`: byte `l` of `ql` holds
+//! elements `l` (low nibble) and `l+64` (high), byte `l+32` holds `l+32` and `l+96`, and `qh[l]`
+//! their top two bits in that order.
+
+use super::kquant::{dot, KSums, Levels, SuperBlock};
+use super::{dequantize_blocks, f16_at, q8_k, quantize_blocks, write_f16, BlockType};
+use crate::dot::DotFn;
+use crate::rounding::kquant::requantize_symmetric;
+use crate::rounding::{make_qx_quants, nearest_int, signed_absmax, GROUP_MAX_EPS};
+use llq_types::{GgmlType, QK_K};
+
+/// The 128 bytes of low nibbles.
+pub(crate) const QL: usize = 0;
+/// The 64 bytes of high bit pairs.
+pub(crate) const QH: usize = 128;
+/// The 16 signed sub-block scales.
+pub(crate) const SC: usize = 192;
+pub(crate) const D: usize = 208;
+
+/// The levels are stored + 32.
+const ZERO: i32 = 32;
+
+#[allow(non_camel_case_types)]
+pub(crate) struct Q6_K;
+
+impl BlockType for Q6_K {
+    const TYPE: GgmlType = GgmlType::Q6_K;
+    const FACTORS: &'static [usize] = &[D];
+    const USES_IMPORTANCE: bool = true;
+    const DOT: Option<DotFn> = Some(vec_dot);
+
+    /// ggml's `quantize_row_q6_K_ref`, or `_impl` with importance, which only swaps the search's
+    /// default `x²` weights for the importance.
+    fn quantize_row(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
+        quantize_blocks(
+            Self::TYPE,
+            src,
+            dst,
+            importance,
+            |x: &SuperBlock, qw, out| {
+                let mut levels = [0u8; QK_K];
+                let mut scales = [0f32; 16];
+                let subs = x.chunks_exact(16).zip(levels.chunks_exact_mut(16));
+                for (j, (xs, lv)) in subs.enumerate() {
+                    let w = qw.map(|qw| &qw[16 * j..16 * j + 16]);
+                    scales[j] = make_qx_quants(ZERO, xs, w, lv);
+                }
+                let (max_scale, max_abs_scale) = signed_absmax(&scales);
+                if max_abs_scale < GROUP_MAX_EPS {
+                    out.fill(0);
+                    return;
+                }
+                let iscale = -128.0 / max_scale;
+                write_f16(out, D, 1.0 / iscale);
+                let d = f16_at(out, D);
+                for (sc, &s) in out[SC..D].iter_mut().zip(&scales) {
+                    // Clamped above only, then narrowed to a signed byte, as ggml does.
+                    *sc = nearest_int(iscale * s).min(127) as i8 as u8;
+                }
+                let subs = x.chunks_exact(16).zip(levels.chunks_exact_mut(16));
+                for ((xs, lv), &sc) in subs.zip(&out[SC..D]) {
+                    let d = d * f32::from(sc as i8);
+                    // A zero scale keeps the search's levels, as in ggml.
+                    if d == 0.0 {
+                        continue;
+                    }
+                    requantize_symmetric(xs, d, ZERO, lv);
+                }
+                let (ql, rest) = out.split_at_mut(QH);
+                pack(&levels, ql, &mut rest[..SC - QH]);
+            },
+        )
+    }
+
+    fn dequantize_row(src: &[u8], dst: &mut [f32]) {
+        dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut SuperBlock| {
+            let d = f16_at(b, D);
+            let sc = &b[SC..D];
+            for (quarter, y) in y.chunks_exact_mut(32).enumerate() {
+                let q = quarter_levels(b, quarter);
+                for (half, (y, q)) in y.chunks_exact_mut(16).zip(q.chunks_exact(16)).enumerate() {
+                    let s = f32::from(sc[2 * quarter + half] as i8);
+                    for (y, &q) in y.iter_mut().zip(q) {
+                        *y = d * s * (i32::from(q) - ZERO) as f32;
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Write levels (below 64) as `ql` and `qh` (see the module doc).
+fn pack(levels: &Levels, ql: &mut [u8], qh: &mut [u8]) {
+    let halves = levels
+        .chunks_exact(128)
+        .zip(ql.chunks_exact_mut(64))
+        .zip(qh.chunks_exact_mut(32));
+    for ((l, ql), qh) in halves {
+        for i in 0..32 {
+            let (q1, q2, q3, q4) = (l[i], l[i + 32], l[i + 64], l[i + 96]);
+            ql[i] = (q1 & 0xf) | ((q3 & 0xf) << 4);
+            ql[i + 32] = (q2 & 0xf) | ((q4 & 0xf) << 4);
+            qh[i] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
+        }
+    }
+}
+
+/// The 256 levels (0..63, stored + 32) of a block: the inverse of [`pack`].
+#[inline(always)]
+pub(crate) fn levels(b: &[u8]) -> Levels {
+    let mut out = [0u8; QK_K];
+    for (quarter, o) in out.chunks_exact_mut(32).enumerate() {
+        o.copy_from_slice(&quarter_levels(b, quarter));
+    }
+    out
+}
+
+/// Levels `32·quarter..32·quarter + 32`, eight at a time in a u64: elements `128n + 32k + i`
+/// (i < 32) take the low or high nibbles (k < 2 or not) of `ql[64n + 32(k % 2) + i]` and bits
+/// `2k..2k + 2` of `qh[32n + i]`.
+#[inline(always)]
+fn quarter_levels(b: &[u8], quarter: usize) -> [u8; 32] {
+    const NIB: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    const TWO: u64 = 0x0303_0303_0303_0303;
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let (n, k) = (quarter / 4, quarter % 4);
+    let mut out = [0u8; 32];
+    for (c, o) in out.chunks_exact_mut(8).enumerate() {
+        let i = 8 * c;
+        let low = (word(QL + 64 * n + 32 * (k % 2) + i) >> (4 * (k / 2))) & NIB;
+        let high = (word(QH + 32 * n + i) >> (2 * k)) & TWO;
+        o.copy_from_slice(&(low | (high << 4)).to_le_bytes());
+    }
+    out
+}
+
+/// See [`KSums`]: levels 0..63 minus 32, signed 8-bit scales for 16 sub-blocks of 16, no mins.
+fn isum(x: &[u8], y: &[u8]) -> KSums {
+    let levels = levels(x);
+    let mut isum = 0;
+    for (j, (q, &sc)) in levels.chunks_exact(16).zip(&x[SC..D]).enumerate() {
+        let s: i32 = q
+            .iter()
+            .zip(q8_k::levels(y, 16 * j, 16))
+            .map(|(&q, y)| (i32::from(q) - ZERO) * y)
+            .sum();
+        isum += i32::from(sc as i8) * s;
+    }
+    (isum, 0)
+}
+
+fn vec_dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    dot(n, w, a, GgmlType::Q6_K, (D, None), isum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_packing_round_trips() {
+        let want: Levels = std::array::from_fn(|i| ((i * 29 + i / 64) % 64) as u8);
+        let mut b = [0u8; 210];
+        let (ql, rest) = b.split_at_mut(QH);
+        pack(&want, ql, &mut rest[..SC - QH]);
+        assert_eq!(levels(&b), want);
+    }
+}

@@ -1,0 +1,258 @@
+//! The K-quants: one 256-element super-block against one Q8_K block per step, the sub-block
+//! scales applied with `madd` in the integer lanes, the mins (or the levels' offset) through the
+//! activations' stored 16-element sums.
+
+use super::{fma_block, h, hsum_epi32, hsum_epi32_128, hsum_ps, ld128, ld256, ld64};
+use crate::blocks::{f32_at, q2_k, q3_k, q4_k, q5_k, q6_k, q8_k, sub32};
+use crate::dot::DotFn;
+use llq_types::GgmlType::{self, *};
+use std::arch::x86_64::*;
+
+/// The kernels of this module, by weight type.
+pub(super) const KERNELS: &[(GgmlType, DotFn)] = &[
+    (Q2_K, q2_k),
+    (Q3_K, q3_k),
+    (Q4_K, q4_k),
+    (Q5_K, q5_k),
+    (Q6_K, q6_k),
+];
+
+/// The two-accumulator loop over a row of super-blocks: `$blk(x, y, &mut acc, &mut extra)`
+/// adds one block. Yields `hsum(acc) + extra`.
+macro_rules! row_loop {
+    ($w:expr, $a:expr, $wt:ident, $blk:ident) => {{
+        const WB: usize = GgmlType::$wt.type_size();
+        const AB: usize = GgmlType::Q8_K.type_size();
+        let (w, a): (&[u8], &[u8]) = ($w, $a);
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut extra = 0f32;
+        let mut wc = w.chunks_exact(2 * WB);
+        let mut ac = a.chunks_exact(2 * AB);
+        for (x, y) in (&mut wc).zip(&mut ac) {
+            $blk(&x[..WB], &y[..AB], &mut acc0, &mut extra);
+            $blk(&x[WB..], &y[AB..], &mut acc1, &mut extra);
+        }
+        let rest = wc
+            .remainder()
+            .chunks_exact(WB)
+            .zip(ac.remainder().chunks_exact(AB));
+        for (x, y) in rest {
+            $blk(x, y, &mut acc0, &mut extra);
+        }
+        hsum_ps(_mm256_add_ps(acc0, acc1)) + extra
+    }};
+}
+
+/// A vector of 16 i16: `lo` in the low lane, `hi` in the high lane (two sub-block scales).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scale_pair(lo: i16, hi: i16) -> __m256i {
+    _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo))
+}
+
+/// Σ_j s_j·bsum_j for 16 sub-block factors `s` (i16) against the Q8_K block's 16 bsums,
+/// in eight i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn bsum_dot16(y: &[u8], s: __m256i) -> __m256i {
+    _mm256_madd_epi16(ld256(&y[q8_k::BSUMS..]), s)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn blk_q2_k(x: &[u8], y: &[u8], acc: &mut __m256, extra: &mut f32) {
+    let dy = f32_at(y, q8_k::D);
+    let sc = ld128(&x[q2_k::SC..]);
+    let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), _mm_set1_epi8(0x0f)));
+    let msum = hsum_epi32(bsum_dot16(y, mins));
+    *extra -= (h(x, q2_k::DMIN) * dy) * msum as f32;
+    let mut sums = _mm256_setzero_si256();
+    let m3 = _mm256_set1_epi8(3);
+    for n in 0..2 {
+        let q = ld256(&x[q2_k::QS + 32 * n..]);
+        for s in 0..4 {
+            let v = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * s as i32)), m3);
+            let yv = ld256(&y[q8_k::QS + 128 * n + 32 * s..]);
+            let j = 8 * n + 2 * s;
+            let (s0, s1) = (x[q2_k::SC + j], x[q2_k::SC + j + 1]);
+            let scales = scale_pair(i16::from(s0 & 0xf), i16::from(s1 & 0xf));
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(v, yv), scales);
+            sums = _mm256_add_epi32(sums, p);
+        }
+    }
+    fma_block(acc, h(x, q2_k::D) * dy, sums);
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn blk_q3_k(x: &[u8], y: &[u8], acc: &mut __m256, _: &mut f32) {
+    let dy = f32_at(y, q8_k::D);
+    let sc = q3_k::unpack_scales(&x[q3_k::SC..q3_k::D]);
+    // Levels are stored as low + 4·high − 4: multiply low + 4·high (0..7, unsigned) and take
+    // 4·Σ sc_j·bsum_j off in the integer lanes.
+    let sc16 = _mm256_cvtepi8_epi16(ld128(&sc.map(|v| v as u8)));
+    let mut sums = _mm256_sub_epi32(
+        _mm256_setzero_si256(),
+        _mm256_slli_epi32::<2>(bsum_dot16(y, sc16)),
+    );
+    let hm = ld256(&x[q3_k::HMASK..]);
+    let m3 = _mm256_set1_epi8(3);
+    let one = _mm256_set1_epi8(1);
+    for n in 0..2 {
+        let q = ld256(&x[q3_k::QS + 32 * n..]);
+        for s in 0..4 {
+            let low = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * s as i32)), m3);
+            let hb = _mm256_and_si256(
+                _mm256_srl_epi16(hm, _mm_cvtsi32_si128((4 * n + s) as i32)),
+                one,
+            );
+            let v = _mm256_or_si256(low, _mm256_slli_epi16::<2>(hb));
+            let yv = ld256(&y[q8_k::QS + 128 * n + 32 * s..]);
+            let j = 8 * n + 2 * s;
+            let scales = scale_pair(i16::from(sc[j]), i16::from(sc[j + 1]));
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(v, yv), scales);
+            sums = _mm256_add_epi32(sums, p);
+        }
+    }
+    fma_block(acc, h(x, q3_k::D) * dy, sums);
+}
+
+/// Q4_K and Q5_K share everything but the fifth bits.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn blk_q45_k<const FIVE: bool>(x: &[u8], y: &[u8], acc: &mut __m256, extra: &mut f32) {
+    let dy = f32_at(y, q8_k::D);
+    let (sc, mn) = sub32::unpack_scale_min(&x[sub32::SC..sub32::HEAD]);
+    // Each min covers 32 elements = two bsums: add adjacent bsums, then dot with the mins.
+    let bs = ld256(&y[q8_k::BSUMS..]);
+    let pairs = _mm_hadd_epi16(
+        _mm256_castsi256_si128(bs),
+        _mm256_extracti128_si256::<1>(bs),
+    );
+    let mins = _mm_cvtepu8_epi16(ld64(&mn));
+    let msum = hsum_epi32_128(_mm_madd_epi16(pairs, mins));
+    *extra -= (h(x, sub32::DMIN) * dy) * msum as f32;
+    let m4 = _mm256_set1_epi8(0x0f);
+    // The 128 nibble bytes, their length known to the compiler (no check per load).
+    let qs = if FIVE {
+        &x[q5_k::QS..q5_k::QS + 128]
+    } else {
+        &x[q4_k::QS..q4_k::QS + 128]
+    };
+    let mut hb = if FIVE {
+        ld256(&x[q5_k::QH..q5_k::QS])
+    } else {
+        _mm256_setzero_si256()
+    };
+    let bit4 = _mm256_set1_epi8(0x10);
+    let mut sums = _mm256_setzero_si256();
+    for c in 0..4 {
+        let q = ld256(&qs[32 * c..]);
+        let mut lo = _mm256_and_si256(q, m4);
+        let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+        if FIVE {
+            // Bit 2c of each qh byte is the low half's fifth bit, bit 2c+1 the high half's.
+            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16::<4>(hb), bit4));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16::<3>(hb), bit4));
+            hb = _mm256_srli_epi16::<2>(hb);
+        }
+        let ylo = ld256(&y[q8_k::QS + 64 * c..]);
+        let yhi = ld256(&y[q8_k::QS + 64 * c + 32..]);
+        let plo = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(lo, ylo),
+            _mm256_set1_epi16(i16::from(sc[2 * c])),
+        );
+        let phi = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(hi, yhi),
+            _mm256_set1_epi16(i16::from(sc[2 * c + 1])),
+        );
+        sums = _mm256_add_epi32(sums, _mm256_add_epi32(plo, phi));
+    }
+    fma_block(acc, h(x, sub32::D) * dy, sums);
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn blk_q4_k(x: &[u8], y: &[u8], acc: &mut __m256, extra: &mut f32) {
+    blk_q45_k::<false>(x, y, acc, extra)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn blk_q5_k(x: &[u8], y: &[u8], acc: &mut __m256, extra: &mut f32) {
+    blk_q45_k::<true>(x, y, acc, extra)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn blk_q6_k(x: &[u8], y: &[u8], acc: &mut __m256, _: &mut f32) {
+    let dy = f32_at(y, q8_k::D);
+    let sc = &x[q6_k::SC..q6_k::D];
+    // Levels are stored +32: take 32·Σ sc_j·bsum_j off in the integer lanes.
+    let sc16 = _mm256_cvtepi8_epi16(ld128(sc));
+    let mut sums = _mm256_sub_epi32(
+        _mm256_setzero_si256(),
+        _mm256_slli_epi32::<5>(bsum_dot16(y, sc16)),
+    );
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m2 = _mm256_set1_epi8(0x30);
+    for n in 0..2 {
+        let qh = ld256(&x[q6_k::QH + 32 * n..]);
+        let ql0 = ld256(&x[q6_k::QL + 64 * n..]);
+        let ql1 = ld256(&x[q6_k::QL + 64 * n + 32..]);
+        let q = [
+            _mm256_or_si256(
+                _mm256_and_si256(ql0, m4),
+                _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m2),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(ql1, m4),
+                _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m2),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
+                _mm256_and_si256(qh, m2),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m2),
+            ),
+        ];
+        for (k, &q) in q.iter().enumerate() {
+            let yv = ld256(&y[q8_k::QS + 128 * n + 32 * k..]);
+            let j = 8 * n + 2 * k;
+            let scales = scale_pair(i16::from(sc[j] as i8), i16::from(sc[j + 1] as i8));
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv), scales);
+            sums = _mm256_add_epi32(sums, p);
+        }
+    }
+    fma_block(acc, h(x, q6_k::D) * dy, sums);
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q2_k_row(w: &[u8], a: &[u8]) -> f32 {
+    row_loop!(w, a, Q2_K, blk_q2_k)
+}
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q3_k_row(w: &[u8], a: &[u8]) -> f32 {
+    row_loop!(w, a, Q3_K, blk_q3_k)
+}
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_k_row(w: &[u8], a: &[u8]) -> f32 {
+    row_loop!(w, a, Q4_K, blk_q4_k)
+}
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q5_k_row(w: &[u8], a: &[u8]) -> f32 {
+    row_loop!(w, a, Q5_K, blk_q5_k)
+}
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q6_k_row(w: &[u8], a: &[u8]) -> f32 {
+    row_loop!(w, a, Q6_K, blk_q6_k)
+}
+
+entry!(q2_k, q2_k_row, Q2_K);
+entry!(q3_k, q3_k_row, Q3_K);
+entry!(q4_k, q4_k_row, Q4_K);
+entry!(q5_k, q5_k_row, Q5_K);
+entry!(q6_k, q6_k_row, Q6_K);

@@ -1,0 +1,152 @@
+//! AVX2 + FMA + F16C dot kernels (x86_64): the legacy types in `legacy`, the K-quants in
+//! `kquant`, the float types in `float`; the loads and reductions they share are here. Also the
+//! attention loops compiled for AVX2 alone (`attention`).
+//!
+//! Every kernel is a safe `#[target_feature]` function (callable only from code with the same
+//! features) plus a plain wrapper (`entry!`) installed in the table. The wrappers are private
+//! and [`table`] returns them only after `is_x86_feature_detected!` confirmed all three
+//! features, which is the safety argument of every `unsafe` call below. The only other `unsafe`
+//! are the unaligned loads in [`ld256`]/[`ld128`]/[`ldps`], each from a slice checked to hold
+//! enough bytes.
+//!
+//! Integer parts equal the scalar reference's exactly: levels are expanded to bytes and
+//! multiplied with `maddubs` (u8 × i8 → i16 pairs, never saturating here: |q|·|y| ≤ 128·127 for
+//! Q8_0 weights and ≤ 63·127 for the others, two per pair), then widened with `madd` against the
+//! sub-block scales. Float scaling uses FMA into eight lanes of partial sums.
+
+/// A table entry `$name(n, w, a)` for weights of `$wt`: check the lengths, then enter the
+/// feature-enabled `$row(w, a)`.
+macro_rules! entry {
+    ($name:ident, $row:ident, $wt:expr) => {
+        fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
+            crate::dot::check(n, w, a, $wt);
+            // SAFETY: this function is only reachable through the table built by `table()`,
+            // which checked that the CPU has AVX2, FMA and F16C.
+            unsafe { $row(w, a) }
+        }
+    };
+}
+
+pub(crate) mod attention;
+mod float;
+pub(crate) mod kquant;
+pub(crate) mod legacy;
+
+use crate::dot::{self, DotTable, Isa};
+use std::arch::x86_64::*;
+
+pub(crate) const ISA: Isa = Isa {
+    name: "avx2",
+    build: table,
+};
+
+/// The table with every AVX2 kernel over the scalar one, or `None` when the CPU lacks AVX2, FMA
+/// or F16C.
+fn table() -> Option<DotTable> {
+    if !(is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c"))
+    {
+        return None;
+    }
+    let mut t = dot::scalar_table().clone();
+    t.isa = ISA.name;
+    for &(ty, dot) in [legacy::KERNELS, kquant::KERNELS, float::KERNELS]
+        .concat()
+        .iter()
+    {
+        t.set(ty, dot);
+    }
+    Some(t)
+}
+
+/// 32 bytes from the start of `s`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn ld256(s: &[u8]) -> __m256i {
+    let s = &s[..32];
+    // SAFETY: `s` holds 32 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+}
+
+/// 16 bytes from the start of `s`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn ld128(s: &[u8]) -> __m128i {
+    let s = &s[..16];
+    // SAFETY: `s` holds 16 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
+}
+
+/// 8 bytes from the start of `s` into the low half of a vector.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn ld64(s: &[u8]) -> __m128i {
+    let s = &s[..8];
+    // SAFETY: `s` holds 8 readable bytes; `loadl_epi64` has no alignment requirement.
+    unsafe { _mm_loadl_epi64(s.as_ptr().cast()) }
+}
+
+/// 8 little-endian f32 from the start of `s`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn ldps(s: &[u8]) -> __m256 {
+    let s = &s[..32];
+    // SAFETY: `s` holds 32 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_ps(s.as_ptr().cast()) }
+}
+
+/// One fp16 at `at`, converted with F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn h(b: &[u8], at: usize) -> f32 {
+    let bits = u16::from_le_bytes([b[at], b[at + 1]]);
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn hsum_ps(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn hsum_epi32_128(s: __m128i) -> i32 {
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn hsum_epi32(v: __m256i) -> i32 {
+    hsum_epi32_128(_mm_add_epi32(
+        _mm256_castsi256_si128(v),
+        _mm256_extracti128_si256::<1>(v),
+    ))
+}
+
+/// Scale one block's eight lanes of integer sums by `d` into `acc`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn fma_block(acc: &mut __m256, d: f32, sums: __m256i) {
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sums), *acc);
+}
+
+/// The fp16 at offset `at` of four consecutive blocks of `stride` bytes, converted together.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn h4(b: &[u8], stride: usize, at: usize) -> __m128 {
+    let g = |k: usize| i16::from_le_bytes([b[k * stride + at], b[k * stride + at + 1]]);
+    _mm_cvtph_ps(_mm_setr_epi16(g(0), g(1), g(2), g(3), 0, 0, 0, 0))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn hsum128(s: __m128) -> f32 {
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}

@@ -1,0 +1,15 @@
+//! The integration tests of llq-kernels, one binary with a module per subject:
+//! - `legacy`, `kquant`: the block encoders and decoders against ggml and gguf-py (the Python
+//!   oracles in the workspace's `tests/py`, reached through `llq_testsupport`) and against
+//!   error bounds of their own;
+//! - `dot`: every ISA table's dot kernels against the scalar reference and against f64, the
+//!   register tiles, and `matmul`.
+//!
+//! Type lists come from the types table and the kernel tables, so a new type is tested by
+//! every test that applies to it (and fails the ones whose per-type data it lacks).
+
+mod common;
+mod dot;
+mod isa;
+mod kquant;
+mod legacy;
