@@ -7,7 +7,7 @@ For every quantized tensor of OUT_GGUF, quantize the same tensor of IN_F32_GGUF 
 ggml's ggml_quantize_chunk (what llama-quantize calls), passing the per-column weights read from
 the legacy imatrix file (sum / ncall, or the sum when ncall <= 0, as llama-quantize loads it;
 no weights for tensors the file lacks), and compare the bytes. Prints a summary line; exits 1
-listing the tensors whose bytes differ. ggml comes from kquant_oracle.load_ggml.
+listing the tensors whose bytes differ. ggml comes from ggml_oracle.load_ggml.
 """
 
 import struct
@@ -17,7 +17,7 @@ import numpy as np
 from gguf import GGUFReader
 from gguf.constants import GGMLQuantizationType
 
-from kquant_oracle import load_ggml
+from ggml_oracle import load_ggml
 from quants_oracle import ggml_quantize
 
 

@@ -26,6 +26,8 @@ pub enum FileType {
     Q5_K_S,
     Q5_K_M,
     Q6_K,
+    IQ4_NL,
+    IQ4_XS,
 }
 
 struct FileTypeInfo {
@@ -47,7 +49,7 @@ const fn row(ft: FileType, name: &'static str, gguf_id: u32, base: GgmlType) -> 
 
 impl FileType {
     /// How many file types there are.
-    pub const COUNT: usize = FileType::Q6_K as usize + 1;
+    pub const COUNT: usize = FileType::IQ4_XS as usize + 1;
 }
 
 use FileType as F;
@@ -72,6 +74,8 @@ const FILE_TYPES: [FileTypeInfo; FileType::COUNT] = [
     row(F::Q5_K_S, "Q5_K_S", 16, T::Q5_K),
     row(F::Q5_K_M, "Q5_K_M", 17, T::Q5_K),
     row(F::Q6_K, "Q6_K", 18, T::Q6_K),
+    row(F::IQ4_NL, "IQ4_NL", 25, T::IQ4_NL),
+    row(F::IQ4_XS, "IQ4_XS", 30, T::IQ4_XS),
 ];
 
 impl FileType {

@@ -20,7 +20,22 @@ pub enum GgmlType {
     Q5_K,
     Q6_K,
     Q8_K,
+    IQ4_NL,
+    IQ4_XS,
     BF16,
+}
+
+/// Which kind of encoding a type is, as ggml groups them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// F32, F16, BF16: one element per block, no quantization.
+    Float,
+    /// The 32-element types with a linear grid (Q4_0 ... Q8_1).
+    Legacy,
+    /// The 256-element super-block types with quantized sub-block scales (Q2_K ... Q8_K).
+    KQuant,
+    /// The i-quants: levels from a fixed non-linear table (IQ4_NL, IQ4_XS).
+    IQuant,
 }
 
 /// Layout facts of one type: `block` elements are stored in `bytes` bytes.
@@ -30,6 +45,7 @@ pub struct TypeInfo {
     /// ggml's id (`ggml_type`), as GGUF tensor infos store it.
     pub id: u32,
     pub name: &'static str,
+    pub family: Family,
     pub block: usize,
     pub bytes: usize,
     /// The type activations are quantized to before a dot product with weights of this type
@@ -44,6 +60,7 @@ const fn row(
     ty: GgmlType,
     id: u32,
     name: &'static str,
+    family: Family,
     (block, bytes): (usize, usize),
     activation: Option<GgmlType>,
 ) -> TypeInfo {
@@ -51,32 +68,43 @@ const fn row(
         ty,
         id,
         name,
+        family,
         block,
         bytes,
         activation,
     }
 }
 
+use Family as F;
 use GgmlType as T;
 
 /// Every type llq knows, with ggml's ids, block sizes (ggml-common.h) and activation types, in
 /// declaration order (so a type's discriminant indexes it).
 pub const TYPES: [TypeInfo; GgmlType::COUNT] = [
-    row(T::F32, 0, "F32", (1, 4), Some(T::F32)),
-    row(T::F16, 1, "F16", (1, 2), Some(T::F16)),
-    row(T::Q4_0, 2, "Q4_0", (32, 18), Some(T::Q8_0)),
-    row(T::Q4_1, 3, "Q4_1", (32, 20), Some(T::Q8_1)),
-    row(T::Q5_0, 6, "Q5_0", (32, 22), Some(T::Q8_0)),
-    row(T::Q5_1, 7, "Q5_1", (32, 24), Some(T::Q8_1)),
-    row(T::Q8_0, 8, "Q8_0", (32, 34), Some(T::Q8_0)),
-    row(T::Q8_1, 9, "Q8_1", (32, 36), None),
-    row(T::Q2_K, 10, "Q2_K", (QK_K, 84), Some(T::Q8_K)),
-    row(T::Q3_K, 11, "Q3_K", (QK_K, 110), Some(T::Q8_K)),
-    row(T::Q4_K, 12, "Q4_K", (QK_K, 144), Some(T::Q8_K)),
-    row(T::Q5_K, 13, "Q5_K", (QK_K, 176), Some(T::Q8_K)),
-    row(T::Q6_K, 14, "Q6_K", (QK_K, 210), Some(T::Q8_K)),
-    row(T::Q8_K, 15, "Q8_K", (QK_K, 292), None),
-    row(T::BF16, 30, "BF16", (1, 2), Some(T::BF16)),
+    row(T::F32, 0, "F32", F::Float, (1, 4), Some(T::F32)),
+    row(T::F16, 1, "F16", F::Float, (1, 2), Some(T::F16)),
+    row(T::Q4_0, 2, "Q4_0", F::Legacy, (32, 18), Some(T::Q8_0)),
+    row(T::Q4_1, 3, "Q4_1", F::Legacy, (32, 20), Some(T::Q8_1)),
+    row(T::Q5_0, 6, "Q5_0", F::Legacy, (32, 22), Some(T::Q8_0)),
+    row(T::Q5_1, 7, "Q5_1", F::Legacy, (32, 24), Some(T::Q8_1)),
+    row(T::Q8_0, 8, "Q8_0", F::Legacy, (32, 34), Some(T::Q8_0)),
+    row(T::Q8_1, 9, "Q8_1", F::Legacy, (32, 36), None),
+    row(T::Q2_K, 10, "Q2_K", F::KQuant, (QK_K, 84), Some(T::Q8_K)),
+    row(T::Q3_K, 11, "Q3_K", F::KQuant, (QK_K, 110), Some(T::Q8_K)),
+    row(T::Q4_K, 12, "Q4_K", F::KQuant, (QK_K, 144), Some(T::Q8_K)),
+    row(T::Q5_K, 13, "Q5_K", F::KQuant, (QK_K, 176), Some(T::Q8_K)),
+    row(T::Q6_K, 14, "Q6_K", F::KQuant, (QK_K, 210), Some(T::Q8_K)),
+    row(T::Q8_K, 15, "Q8_K", F::KQuant, (QK_K, 292), None),
+    row(T::IQ4_NL, 20, "IQ4_NL", F::IQuant, (32, 18), Some(T::Q8_0)),
+    row(
+        T::IQ4_XS,
+        23,
+        "IQ4_XS",
+        F::IQuant,
+        (QK_K, 136),
+        Some(T::Q8_K),
+    ),
+    row(T::BF16, 30, "BF16", F::Float, (1, 2), Some(T::BF16)),
 ];
 
 impl GgmlType {
@@ -110,6 +138,10 @@ impl GgmlType {
 
     pub const fn name(self) -> &'static str {
         self.info().name
+    }
+
+    pub const fn family(self) -> Family {
+        self.info().family
     }
 
     pub const fn block_size(self) -> usize {
@@ -170,6 +202,19 @@ mod tests {
             if let Some(a) = t.activation {
                 assert_eq!(a.block_size(), t.block, "{}", t.name);
             }
+        }
+    }
+
+    #[test]
+    fn families_have_their_block_sizes() {
+        for t in &TYPES {
+            let sizes: &[usize] = match t.family {
+                Family::Float => &[1],
+                Family::Legacy => &[32],
+                Family::KQuant => &[QK_K],
+                Family::IQuant => &[32, QK_K],
+            };
+            assert!(sizes.contains(&t.block), "{}", t.name);
         }
     }
 

@@ -9,5 +9,5 @@ pub mod keys;
 mod token_type;
 
 pub use file_type::FileType;
-pub use ggml_type::{GgmlType, TypeInfo, QK_K, TYPES};
+pub use ggml_type::{Family, GgmlType, TypeInfo, QK_K, TYPES};
 pub use token_type::TokenType;

@@ -6,9 +6,12 @@
 //! The layouts are ggml's (`ggml-common.h`); the encoders reproduce ggml's bytes (see
 //! [`crate::rounding`]) and the decoders and dot products its arithmetic. What the 32-element
 //! types share is in `legacy`, what the K-quants share in `kquant` (and, for Q4_K and Q5_K,
-//! `sub32`); the SIMD kernels read the layouts through the same constants and helpers.
+//! `sub32`), what IQ4_NL and IQ4_XS share in `iq4`; the SIMD kernels read the layouts through the same constants and helpers.
 
 pub(crate) mod float;
+pub(crate) mod iq4;
+pub(crate) mod iq4_nl;
+pub(crate) mod iq4_xs;
 pub(crate) mod kquant;
 pub(crate) mod legacy;
 pub(crate) mod q2_k;
@@ -105,6 +108,8 @@ pub(crate) fn traits(ty: GgmlType) -> &'static Traits {
         T::Q5_K => &const { entry::<q5_k::Q5_K>(T::Q5_K) },
         T::Q6_K => &const { entry::<q6_k::Q6_K>(T::Q6_K) },
         T::Q8_K => &const { entry::<q8_k::Q8_K>(T::Q8_K) },
+        T::IQ4_NL => &const { entry::<iq4_nl::IQ4_NL>(T::IQ4_NL) },
+        T::IQ4_XS => &const { entry::<iq4_xs::IQ4_XS>(T::IQ4_XS) },
     }
 }
 

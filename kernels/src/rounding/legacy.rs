@@ -6,18 +6,8 @@
 //! Every step is done in f32 in ggml's order, and the reciprocal of the scale is taken once and
 //! multiplied, as ggml does.
 
-use super::{nearest_int, signed_absmax};
+use super::{inverse_or_zero, nearest_int, signed_absmax};
 use crate::blocks::legacy::{Block, Levels, QK};
-
-/// ggml's `id = d ? 1/d : 0`: a zero block quantizes to the zero point instead of 0/0.
-#[inline]
-pub(crate) fn inverse_or_zero(d: f32) -> f32 {
-    if d != 0.0 {
-        1.0 / d
-    } else {
-        0.0
-    }
-}
 
 /// C's float-to-integer conversion as compiled for x86 (`cvttss2si`), which ggml and numpy both
 /// use: truncation, and the "integer indefinite" `i32::MIN` for NaN and out-of-range values. That

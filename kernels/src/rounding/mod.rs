@@ -2,9 +2,11 @@
 //! reproduced bit for bit (every sum in f32 in ggml's order, no fused multiply-add; reordering
 //! any of it, or doing it in f64, changes output bytes), and llq's own unbiased mode.
 //!
-//! What both type families use is here; [`legacy`] holds the rules of the 32-element types,
-//! [`kquant`] the searches of the K-quants, [`unbiased`] the `--quant-mode unbiased` rescaling.
+//! What the type families share is here; [`legacy`] holds the rules of the 32-element types,
+//! [`kquant`] the searches of the K-quants, [`iq4`] the table search of IQ4_NL and IQ4_XS,
+//! [`unbiased`] the `--quant-mode unbiased` rescaling.
 
+pub(crate) mod iq4;
 pub(crate) mod kquant;
 pub(crate) mod legacy;
 pub(crate) mod unbiased;
@@ -20,6 +22,16 @@ pub(crate) const GROUP_MAX_EPS: f32 = 1e-15;
 pub(crate) fn nearest_int(x: f32) -> i32 {
     let v = x + 12_582_912.0;
     (v.to_bits() as i32 & 0x007f_ffff) - 0x0040_0000
+}
+
+/// ggml's `id = d ? 1/d : 0`: a zero group quantizes to its zero level instead of 0/0.
+#[inline]
+pub(crate) fn inverse_or_zero(d: f32) -> f32 {
+    if d != 0.0 {
+        1.0 / d
+    } else {
+        0.0
+    }
 }
 
 /// Left-to-right f32 sum starting from +0, as ggml's loops accumulate.

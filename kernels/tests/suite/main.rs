@@ -10,6 +10,8 @@
 
 mod common;
 mod dot;
+mod ggml_oracle;
+mod iquant;
 mod isa;
 mod kquant;
 mod legacy;

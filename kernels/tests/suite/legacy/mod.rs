@@ -5,11 +5,11 @@ mod oracle;
 mod roundtrip;
 
 use llq_testsupport::Rng;
-use llq_types::GgmlType;
+use llq_types::{Family, GgmlType};
 
 /// The legacy weight types: 32-element blocks with a dot product (Q8_1 only holds activations).
 fn types() -> impl Iterator<Item = GgmlType> {
-    GgmlType::all().filter(|ty| ty.block_size() == 32 && ty.activation().is_some())
+    GgmlType::all().filter(|ty| ty.family() == Family::Legacy && ty.activation().is_some())
 }
 
 /// Row length: 8 blocks, so one row can hold 8 differently built blocks.

@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
-"""Reference encoder/decoder for the K-quants, for llq's tests (kernels/tests/suite/kquant/).
+"""Reference encoder/decoder of ggml's searched types, for llq's tests (the K-quants and the
+i-quants: kernels/tests/suite/{kquant,iquant}).
 
-    kquant_oracle.py probe
+    ggml_oracle.py probe
         Print the ggml library that `quantize` would use; exit 3 (reason on stderr) if none.
-    kquant_oracle.py quantize TYPE N_PER_ROW IN OUT [IMATRIX]
+    ggml_oracle.py quantize TYPE N_PER_ROW IN OUT [IMATRIX]
         Quantize the little-endian f32 rows in IN (a whole number of rows of N_PER_ROW) with
         ggml itself: ggml_quantize_chunk (what llama-quantize calls), or quantize_row_q8_K_ref
         for Q8_K. IMATRIX holds N_PER_ROW f32 importance weights shared by every row.
-    kquant_oracle.py dequantize TYPE IN OUT
+    ggml_oracle.py dequantize TYPE IN OUT
         Decode blocks with gguf-py (gguf.quants.dequantize), or with ggml's dequantize_row_q8_K
         for Q8_K, which gguf-py does not implement.
 
-TYPE is a ggml type name (Q2_K ... Q6_K, Q8_K). ggml comes from the llama_cpp package
-(llama-cpp-python bundles libggml-base.so) unless LLQ_GGML_LIB names the library file.
+TYPE is a ggml type name (Q2_K ... Q6_K, Q8_K, IQ4_NL, IQ4_XS); ids and block sizes are
+gguf-py's. ggml comes from the llama_cpp package (llama-cpp-python bundles libggml-base.so)
+unless LLQ_GGML_LIB names the library file.
 """
 
 import ctypes
@@ -21,16 +23,14 @@ import os
 import sys
 from array import array
 
-QK_K = 256
-# ggml type id and bytes per 256-element block.
-TYPES = {
-    "Q2_K": (10, 84),
-    "Q3_K": (11, 110),
-    "Q4_K": (12, 144),
-    "Q5_K": (13, 176),
-    "Q6_K": (14, 210),
-    "Q8_K": (15, 292),
-}
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+
+def type_info(name):
+    """ggml's id, elements per block and bytes per block of a type."""
+    ty = GGMLQuantizationType[name]
+    block, size = GGML_QUANT_SIZES[ty]
+    return int(ty), block, size
 
 
 class Unavailable(Exception):
@@ -80,12 +80,12 @@ def read_f32(path):
 
 def quantize(ty, n_per_row, src_path, out_path, imatrix_path=None):
     lib = load_ggml()
-    type_id, block_bytes = TYPES[ty]
+    type_id, block, block_bytes = type_info(ty)
     src = read_f32(src_path)
     n = len(src)
-    assert n_per_row % QK_K == 0 and n % n_per_row == 0, "rows are not whole super-blocks"
+    assert n_per_row % block == 0 and n % n_per_row == 0, "rows are not whole blocks"
     # Zeroed output: ggml leaves Q8_K's sums of an all-zero block unwritten.
-    dst = ctypes.create_string_buffer(n // QK_K * block_bytes)
+    dst = ctypes.create_string_buffer(n // block * block_bytes)
     src_buf = (ctypes.c_float * n).from_buffer(src)
     if ty == "Q8_K":
         assert imatrix_path is None, "Q8_K takes no importance"
@@ -105,11 +105,11 @@ def quantize(ty, n_per_row, src_path, out_path, imatrix_path=None):
 def dequantize(ty, src_path, out_path):
     with open(src_path, "rb") as f:
         data = f.read()
-    _, block_bytes = TYPES[ty]
+    _, block, block_bytes = type_info(ty)
     assert len(data) % block_bytes == 0, "not whole blocks"
     if ty == "Q8_K":
         lib = load_ggml()
-        n = len(data) // block_bytes * QK_K
+        n = len(data) // block_bytes * block
         out = (ctypes.c_float * n)()
         lib.dequantize_row_q8_K(ctypes.c_char_p(data), out, n)
         result = bytes(out)
