@@ -13,7 +13,7 @@ causal attention, SwiGLU), and for each matrix the mean of x_j^2 over every inpu
 The file is read in the legacy .dat layout (per entry: name, ncall, nval, sums) and each entry's
 sums / ncall (what llama-quantize uses) compared with the mean. Prints one JSON object:
 {"entries": {name: {"ncall": int, "max_rel_err": float}}, "missing": [...], "extra": [...]};
-exits 1 when a weight is missing or extra, or a value is off by more than 1e-5 relative.
+exits 1 when a weight is missing or extra, or a value is off by more than TOL relative.
 """
 
 import json
@@ -24,7 +24,9 @@ from gguf import GGUFReader
 
 from imatrix_oracle import read_legacy_entries
 
-TOL = 1e-5  # measured 6.6e-7 on the fixture
+# Measured on the fixture with README.md as the text: 3.9e-7 (SIMD kernels) and 2.7e-7
+# (LLQ_KERNELS=scalar) on 2026-12-03's README, 6.6e-7 on an earlier one.
+TOL = 3e-6
 
 
 def field(reader, key):

@@ -7,10 +7,12 @@ Usage: llama_quantize.py IN.gguf OUT_DIR NTHREAD TYPE... [--dump DIR]
 
 TYPE is a file-type name (F16, BF16, Q4_0, ..., Q4_K_M, Q6_K). Each is written to
 OUT_DIR/TYPE.gguf. Prints one JSON object: {TYPE: {"rc": return code, "stderr_tail": str,
-"tensors": [...], "kv": [...]}}, tensors and kv as gguf_dump.py dumps them ("tensors" and "kv"
-are absent when llama.cpp refused the type). With --dump DIR, each entry also has "other":
-{"tensors", "kv"} of DIR/TYPE.gguf (the same file type written by another tool), so one
-process reads both sides with gguf-py.
+"version", "alignment", "data_offset", "file_size", "tensors": [...], "kv": [...]}}, tensors
+and kv as gguf_dump.py dumps them (all but rc and stderr_tail are absent when llama.cpp refused
+the type). With --dump DIR, each entry also has "other": the same fields of DIR/TYPE.gguf (the
+same file type written by another tool), so one process reads both sides with gguf-py, and
+"differences": llama_cpp_layout.differences(DIR/TYPE.gguf, OUT_DIR/TYPE.gguf), every way the
+two files differ beyond llama.cpp's tensor and key order ([] when none).
 """
 
 import json
@@ -22,6 +24,7 @@ import llama_cpp
 from gguf import GGUFReader
 
 import gguf_dump
+import llama_cpp_layout
 
 # llama.cpp's enum llama_ftype.
 FTYPES = {
@@ -54,6 +57,10 @@ def quantize(src, dst, ftype, nthread):
 def dump(path):
     reader = GGUFReader(path)
     return {
+        "version": reader.fields[gguf_dump.HEADER_PREFIX + "version"].contents(),
+        "alignment": int(reader.alignment),
+        "data_offset": int(reader.data_offset),
+        "file_size": os.path.getsize(path),
         "tensors": [gguf_dump.dump_tensor(reader, t) for t in reader.tensors],
         "kv": [gguf_dump.dump_kv(f) for n, f in reader.fields.items()
                if not n.startswith(gguf_dump.HEADER_PREFIX)],
@@ -78,7 +85,10 @@ def main():
         if rc == 0:
             entry.update(dump(dst))
         if other is not None:
-            entry["other"] = dump(os.path.join(other, name + ".gguf"))
+            ours = os.path.join(other, name + ".gguf")
+            entry["other"] = dump(ours)
+            if rc == 0:
+                entry["differences"] = llama_cpp_layout.differences(ours, dst)
         result[name] = entry
     print(json.dumps(result))
 

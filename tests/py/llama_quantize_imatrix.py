@@ -6,8 +6,11 @@ Usage: llama_quantize_imatrix.py IN.gguf IMATRIX_DAT LLQ_DIR TYPE...
 
 The legacy imatrix is read as llama-quantize loads it (sum / ncall) and passed through
 llama_model_quantize_params.imatrix. For each TYPE (Q4_0, Q4_K_M, ...), LLQ_DIR/TYPE.gguf must
-hold the same tensors (by name; llama.cpp orders them its own way), of the same types, with the same bytes. Prints one
-line per type; exits 1 listing the differences.
+equal llama.cpp's file as llama_cpp_layout.differences defines it: the same tensors (names,
+types, shapes, bytes) and metadata, in llama.cpp's order, but for the quantize.imatrix.* keys
+that llq writes as the llama-quantize tool does (through kv overrides, which this call of
+llama_model_quantize does not pass). Prints one line per type; exits 1 listing the
+differences.
 """
 
 import ctypes
@@ -19,6 +22,7 @@ import llama_cpp
 import numpy as np
 from gguf import GGUFReader
 
+import llama_cpp_layout
 from imatrix_oracle import read_legacy_imatrix
 from llama_quantize import FTYPES, quantize
 
@@ -48,22 +52,10 @@ def main():
             if rc != 0:
                 failures.append(f"{ty}: llama_model_quantize failed ({rc}): {tail}")
                 continue
-            theirs = GGUFReader(dst).tensors
-            ours = GGUFReader(os.path.join(ours_dir, ty + ".gguf")).tensors
-            diff = []
-            by_name = {t.name: t for t in ours}
-            if sorted(by_name) != sorted(t.name for t in theirs):
-                diff.append("tensor names")
-            for a in theirs:
-                b = by_name.get(a.name)
-                if b is None:
-                    continue
-                if a.tensor_type != b.tensor_type:
-                    diff.append(f"{a.name} type {a.tensor_type.name} vs {b.tensor_type.name}")
-                elif not np.array_equal(np.asarray(a.data).view(np.uint8),
-                                        np.asarray(b.data).view(np.uint8)):
-                    diff.append(f"{a.name} bytes")
-            print(f"{ty}: {len(theirs)} tensors, {len(diff)} differences")
+            ours = os.path.join(ours_dir, ty + ".gguf")
+            diff = llama_cpp_layout.differences(ours, dst, skip_key_prefix="quantize.imatrix.")
+            n_tensors = len(GGUFReader(dst).tensors)
+            print(f"{ty}: {n_tensors} tensors, {len(diff)} differences")
             if diff:
                 failures.append(f"{ty}: " + ", ".join(diff))
     if failures:

@@ -89,7 +89,8 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// llama.cpp's logits (every position) for `ids` on `gguf`, through
-/// `tests/py/llama3_logits.py`; `scratch` is a file path it may write.
+/// `tests/py/llama3_logits.py` (KV cache in F32, as llq's); `scratch` is a file path it may
+/// write.
 pub fn llama_cpp_logits(python: &Path, gguf: &Path, ids: &[u32], scratch: &Path) -> Vec<f32> {
     let mut args = vec![s(gguf).to_string(), s(scratch).to_string()];
     args.extend(ids.iter().map(|i| i.to_string()));

@@ -1,6 +1,7 @@
-//! `llq compare` and `llq error`: self-comparison is exact, the statistics match numpy over
-//! llama.cpp's logits (llama-cpp-python) of the same GGUFs on the same chunk, the gates set the
-//! exit code, and bad inputs are refused with exit code 2.
+//! `llq compare` and `llq error`: self-comparison is exact, the statistics equal numpy's over
+//! llq's own logits and match numpy's over llama.cpp's logits (llama-cpp-python) of the same
+//! GGUFs on the same chunk, the gates set the exit code, bad inputs are refused with exit
+//! code 2, and each tensor's error equals gguf-py's dequantization against the F32 weights.
 
 use crate::common::*;
 use std::path::{Path, PathBuf};
@@ -74,80 +75,174 @@ fn a_model_against_itself_has_zero_kld_and_full_agreement() {
     }
 }
 
-/// Reference: llama-cpp-python's logits of the same F32 and Q8_0 GGUFs on the first chunk
-/// (tests/py/llama_logits.py) and numpy for the statistics (tests/py/compare_ref.py).
+/// `llq compare --json` of `reference` against `quant` on the first chunk of `text`.
+fn compare_one_chunk(reference: &Path, quant: &Path, text: &Path, dir: &Path) -> serde_json::Value {
+    let args = [
+        s(reference),
+        s(quant),
+        "-f",
+        s(text),
+        "--ctx",
+        CTX,
+        "--chunks",
+        "1",
+    ];
+    compare_json(&args, dir)
+}
+
+/// `tests/py/compare_ref.py`'s statistics (numpy) over two logit files of the chunk `ids`.
+fn numpy_statistics(py: &Path, ids: &Path, reference: &Path, quant: &Path) -> serde_json::Value {
+    let args = [s(ids), s(reference), s(quant), CTX];
+    serde_json::from_str(&run_py(py, "compare_ref.py", &args)).unwrap()
+}
+
+/// The statistics `llq compare` reports, each with its tolerance against numpy over the same
+/// (llq's) logits: relative, about 5× the largest difference measured (2026-12-03, the AVX-512
+/// VNNI kernels and LLQ_KERNELS=scalar, Q8_0 and Q4_K_M). They are not equal to the last bit
+/// because llq subtracts the row maximum in f32 before its f64 log-sum-exp (as llama.cpp does),
+/// numpy in f64; a KLD is a small difference of log-probabilities, so it shows most.
+const OWN_LOGITS_TOLERANCES: [(&str, f64); 6] = [
+    ("ppl_ref", 3e-8),   // measured 5.5e-9
+    ("ppl_quant", 3e-8), // measured 2.3e-9
+    ("ppl_ratio", 3e-8), // measured 6.5e-9
+    ("kld_mean", 1e-6),  // measured 1.8e-7
+    ("kld_p99", 1e-5),   // measured 2.0e-6
+    ("rms_dp", 1e-6),    // measured 1.6e-7
+];
+
+/// The statistics themselves: numpy (tests/py/compare_ref.py) over llq's own logits of the
+/// first chunk (the library's forward pass, written here) gives the numbers `llq compare`
+/// reports, to rounding (OWN_LOGITS_TOLERANCES), and top-1 exactly. Reference as the F32 GGUF
+/// and as the HF folder (converted in memory).
 #[test]
-fn statistics_match_numpy_over_llama_cpp_logits() {
-    let (Some(py), Some(shared)) = (python(), shared()) else {
+fn statistics_equal_numpy_over_llq_logits() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(text) = heldout_file(dir.path()) else {
         return;
     };
-    let _ = shared;
+    let f32 = convert(dir.path(), "f32");
+    let n_ctx: usize = CTX.parse().unwrap();
+    for ty in ["q8_0", "q4_k_m"] {
+        let quant = convert(dir.path(), ty);
+        // The chunk: llq's tokens of the text, BOS first, as `llq compare` cuts it.
+        let ref_model = llq::Model::load(&f32).unwrap();
+        let tok = llq::Tokenizer::from_gguf(&ref_model.file).unwrap();
+        let mut ids = tok.tokenize(&std::fs::read_to_string(&text).unwrap(), true);
+        ids.truncate(n_ctx);
+        ids[0] = tok.bos();
+        let ids_path = dir.path().join("ids.json");
+        std::fs::write(&ids_path, serde_json::json!({ "ids": ids }).to_string()).unwrap();
+        let write_logits = |model: &Path, name: &str| {
+            let model = llq::Model::load(model).unwrap();
+            let mut cache = llq::KvCache::new(&model, n_ctx);
+            // The scored second half, as `llq compare` asks for it; the first half's rows (never
+            // read by compare_ref.py) are written as zeros.
+            let first = n_ctx / 2;
+            let session = llq::Session::new(&model);
+            let logits = session.forward(&ids, &mut cache, llq::Logits::From(first));
+            let n_vocab = model.hp.n_vocab;
+            let path = dir.path().join(name);
+            let mut bytes = vec![0u8; first * n_vocab * 4];
+            bytes.extend(logits.iter().flat_map(|v| v.to_le_bytes()));
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let want = numpy_statistics(
+            &py,
+            &ids_path,
+            &write_logits(&f32, "ref.f32"),
+            &write_logits(&quant, "quant.f32"),
+        );
+        for reference in [f32.clone(), fixture("hf")] {
+            let got = compare_one_chunk(&reference, &quant, &text, dir.path());
+            assert_eq!(got["tokens"], want["tokens"]);
+            assert_eq!(f(&got, "top1"), f(&want, "top1"), "{ty} top-1");
+            for (key, tol) in OWN_LOGITS_TOLERANCES {
+                let (g, w) = (f(&got, key), f(&want, key));
+                let rel = ((g - w) / w).abs();
+                println!("{ty} {key}: llq {g:.9e} numpy {w:.9e} relative {rel:.1e}");
+                assert!(
+                    rel <= tol,
+                    "{ty} {key}: llq {g} numpy {w}, relative {rel:.1e}"
+                );
+            }
+        }
+    }
+}
+
+/// Per type and statistic, the relative tolerance of `llq compare` against numpy over
+/// llama.cpp's logits, with the largest difference measured (2026-12-03, the AVX-512 VNNI
+/// kernels and LLQ_KERNELS=scalar).
+const LLAMA_CPP_TOLERANCES: [(&str, &str, f64); 12] = [
+    ("q8_0", "ppl_ref", 1e-7),     // measured 1.5e-8
+    ("q8_0", "ppl_quant", 2e-4),   // measured 7.3e-5
+    ("q8_0", "ppl_ratio", 2e-4),   // measured 7.3e-5
+    ("q8_0", "kld_mean", 0.15),    // measured 6.4e-2
+    ("q8_0", "kld_p99", 0.25),     // measured 0.12
+    ("q8_0", "rms_dp", 0.3),       // measured 0.14
+    ("q4_k_m", "ppl_ref", 1e-7),   // measured 1.5e-8
+    ("q4_k_m", "ppl_quant", 4e-5), // measured 7.9e-6
+    ("q4_k_m", "ppl_ratio", 4e-5), // measured 7.8e-6
+    ("q4_k_m", "kld_mean", 3e-3),  // measured 5.8e-4
+    ("q4_k_m", "kld_p99", 1e-5),   // measured 1.5e-6
+    ("q4_k_m", "rms_dp", 2e-4),    // measured 3.0e-5
+];
+
+/// End to end against llama.cpp: numpy over llama-cpp-python's logits of the same F32 and
+/// quantized GGUFs on the first chunk (tests/py/llama_logits.py, KV cache in F32 as llq keeps
+/// it). llq's logits are not llama.cpp's bit for bit: the F32 side agrees to 1e-8 in ln PPL,
+/// but the quantized side dots against activations quantized to Q8_0 (Q8_0 weights, and the
+/// Q5_0/Q8_0 tensors of Q4_K_M), which llq rounds like ggml's reference quantize_row_q8_0
+/// (ties away from zero) and llama.cpp's AVX2 path to even. Q8_0's KLD is tiny (9e-6), so
+/// those few activations move it by percent; the tolerances are relative, so a KLD of 0 fails.
+#[test]
+fn statistics_match_numpy_over_llama_cpp_logits() {
+    let (Some(py), Some(_)) = (python(), shared()) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let text = heldout_file(dir.path()).unwrap();
     let f32 = convert(dir.path(), "f32");
-    let q8 = convert(dir.path(), "q8_0");
     let logits = dir.path().join("logits");
     std::fs::create_dir(&logits).unwrap();
-    let ids = run_py(
-        &py,
-        "llama_logits.py",
-        &[
-            s(&fixture("hf/tokenizer.model")),
-            s(&text),
-            CTX,
-            s(&logits),
-            &format!("ref={}", s(&f32)),
-            &format!("q={}", s(&q8)),
-        ],
-    );
-    let ids_path = dir.path().join("ids.json");
-    std::fs::write(&ids_path, ids).unwrap();
-    let want: serde_json::Value = serde_json::from_str(&run_py(
-        &py,
-        "compare_ref.py",
-        &[
-            s(&ids_path),
-            s(&logits.join("ref.f32")),
-            s(&logits.join("q.f32")),
-            CTX,
-        ],
-    ))
-    .unwrap();
-    // REF as the F32 GGUF and as the HF folder (converted in memory): the same numbers.
-    for reference in [f32.clone(), fixture("hf")] {
-        let got = compare_json(
+    for ty in ["q8_0", "q4_k_m"] {
+        let quant = convert(dir.path(), ty);
+        let ids = run_py(
+            &py,
+            "llama_logits.py",
             &[
-                s(&reference),
-                s(&q8),
-                "-f",
+                "--kv-f32",
+                s(&fixture("hf/tokenizer.model")),
                 s(&text),
-                "--ctx",
                 CTX,
-                "--chunks",
-                "1",
+                s(&logits),
+                &format!("ref={}", s(&f32)),
+                &format!("q={}", s(&quant)),
             ],
-            dir.path(),
         );
+        let ids_path = dir.path().join("ids.json");
+        std::fs::write(&ids_path, ids).unwrap();
+        let want = numpy_statistics(
+            &py,
+            &ids_path,
+            &logits.join("ref.f32"),
+            &logits.join("q.f32"),
+        );
+        let got = compare_one_chunk(&f32, &quant, &text, dir.path());
         assert_eq!(got["tokens"], want["tokens"]);
-        // PPLs through their logarithms (the mean NLL): 1e-4 absolute on PPL ≈ 91 would ask
-        // the two F32 forward passes to agree to 1e-6 relative, below their rounding noise.
-        // The quantized side runs two different Q8_0 implementations (llq's kernels, SIMD or
-        // scalar, and llama.cpp's), which round activations differently: measured up to
-        // 1.3e-4 apart in ln PPL, so 5e-4 there; the F32 side keeps 1e-4.
-        for (key, tol) in [("ppl_ref", 1e-4), ("ppl_quant", 5e-4)] {
-            let (g, w) = (f(&got, key).ln(), f(&want, key).ln());
-            assert!((g - w).abs() <= tol, "ln {key}: llq {g} numpy {w}");
-        }
-        for (key, tol) in [
-            ("ppl_ratio", 5e-4),
-            ("kld_mean", 1e-4),
-            ("kld_p99", 1e-4),
-            ("top1", 1e-4),
-            ("rms_dp", 1e-4),
-        ] {
+        assert_eq!(f(&got, "top1"), f(&want, "top1"), "{ty} top-1");
+        for (t, key, tol) in LLAMA_CPP_TOLERANCES {
+            if t != ty {
+                continue;
+            }
             let (g, w) = (f(&got, key), f(&want, key));
-            println!("{key}: llq {g} numpy {w} diff {:.2e}", (g - w).abs());
-            assert!((g - w).abs() <= tol, "{key}: llq {g} numpy {w}");
+            let rel = ((g - w) / w).abs();
+            println!("{ty} {key}: llq {g:.6e} numpy {w:.6e} relative {rel:.1e} (<= {tol:.1e})");
+            assert!(
+                rel <= tol,
+                "{ty} {key}: llq {g} numpy {w}, relative {rel:.1e}"
+            );
         }
     }
 }
@@ -296,7 +391,24 @@ fn per_tensor_errors_are_sorted_worst_first() {
     assert!(errs.windows(2).all(|w| w[0] >= w[1]), "{errs:?}");
     // F32 norms are exact; quantized matrices are not.
     assert_eq!(*errs.last().unwrap(), 0.0);
-    assert!(errs[0] > 0.01 && errs[0] < 0.5, "{errs:?}");
+    assert!(errs[0] > 0.0, "{errs:?}");
+    // Each tensor's error against gguf-py's dequantization of the same file, compared with the
+    // F32 conversion (the Meta folder's bf16 weights, exactly): measured within 2.1e-16 relative
+    // (the same f64 sums in another order; SIMD and scalar kernels), tolerance 2e-15.
+    if let Some(py) = python() {
+        let want: serde_json::Value =
+            serde_json::from_str(&run_py(&py, "tensor_error_ref.py", &[s(&f32), s(&q)])).unwrap();
+        assert_eq!(want.as_object().unwrap().len(), rows.len());
+        let mut worst = 0f64;
+        for r in &rows {
+            let name = r["name"].as_str().unwrap();
+            let (g, w) = (f(r, "rel_rmse"), f(&want, name));
+            let rel = if w == 0.0 { g } else { ((g - w) / w).abs() };
+            worst = worst.max(rel);
+            assert!(rel <= 2e-15, "{name}: llq {g} gguf-py {w}");
+        }
+        println!("rel RMSE vs gguf-py: largest relative difference {worst:.1e}");
+    }
     // Against itself: all zero.
     let json2 = dir.path().join("self.json");
     llq_ok(&["error", s(&f32), s(&f32), "--json", s(&json2)]);

@@ -126,23 +126,58 @@ fn assert_json_close(a: &Json, b: &Json, what: &str) {
     }
 }
 
+const READ_BACK_TYPES: [&str; 5] = ["f32", "f16", "bf16", "q8_0", "q4_k_m"];
+
 #[test]
-fn gguf_py_and_gguf_rs_read_what_llq_writes() {
+fn gguf_py_reads_what_llq_writes() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    for ty in ["f32", "f16", "bf16", "q8_0", "q4_k_m"] {
+    for ty in READ_BACK_TYPES {
         let file = convert("meta", dir.path(), ty, &[]);
         assert_inspect_matches_gguf_py(&python, &file);
+    }
+}
+
+/// gguf-rs (a Rust crate, no Python needed, so this always runs) reads every key, value and
+/// tensor of llq's files as llq's reader does, with the same data offset and alignment.
+#[test]
+fn gguf_rs_reads_what_llq_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    for ty in READ_BACK_TYPES {
+        let file = convert("meta", dir.path(), ty, &[]);
         let ours = GgufFile::open(&file).unwrap();
         let mut container = gguf_rs::get_gguf_container_array_size(s(&file), u64::MAX).unwrap();
         let model = container.decode().unwrap();
-        assert_eq!(model.num_tensor() as usize, ours.tensors.len());
-        assert_eq!(model.num_kv() as usize, ours.metadata.len());
+        assert_eq!(model.get_version(), "v3", "{ty}");
+        assert_eq!(model.num_tensor() as usize, ours.tensors.len(), "{ty}");
+        assert_eq!(model.num_kv() as usize, ours.metadata.len(), "{ty}");
+        assert_eq!(
+            (model.data_offset(), model.alignment()),
+            (ours.data_offset, ours.alignment),
+            "{ty}"
+        );
+        for (key, value) in &ours.metadata {
+            let theirs = model
+                .metadata()
+                .get(key)
+                .unwrap_or_else(|| panic!("{ty}: gguf-rs has no {key}"));
+            assert_json_close(&value.to_json(), theirs, &format!("{ty} {key}"));
+        }
         for (a, b) in model.tensors().iter().zip(&ours.tensors) {
             assert_eq!(
                 (&a.name, a.kind, a.offset, &a.shape),
-                (&b.name, b.ty.id(), b.offset, &b.dims)
+                (&b.name, b.ty.id(), b.offset, &b.dims),
+                "{ty}"
             );
+            // gguf-rs 0.1.8 has no size for BF16 (it reports 1024 bytes for any BF16 tensor).
+            if b.ty != llq_types::GgmlType::BF16 {
+                assert_eq!(
+                    a.size as usize,
+                    ours.tensor_data(b).len(),
+                    "{ty} {}",
+                    b.name
+                );
+            }
         }
     }
 }

@@ -94,10 +94,21 @@ fn weighted_rounding_equals_ggml() {
                 .and_then(|n| n.parse().ok())
                 .unwrap()
         };
-        assert!(
-            count("weighted=") > 0 && count("differs_from_plain=") > 0,
-            "{summary}"
-        );
+        // Every quantized (2-D) tensor checked, each one with an entry checked with its weights.
+        let file = GgufFile::open(&model).unwrap();
+        let matrices: Vec<&str> = file
+            .tensors
+            .iter()
+            .filter(|t| t.dims.len() == 2)
+            .map(|t| t.name.as_str())
+            .collect();
+        let with_entry = matrices
+            .iter()
+            .filter(|n| entries.iter().any(|e| e.0 == **n))
+            .count();
+        assert_eq!(count("checked="), matrices.len(), "{summary}");
+        assert_eq!(count("weighted="), with_entry, "{summary}");
+        assert!(count("differs_from_plain=") > 0, "{summary}");
         // llama-quantize's record of the imatrix.
         let q = GgufFile::open(&out).unwrap();
         let get = |k: &str| q.get(k).unwrap_or_else(|| panic!("{ty}: no {k}"));

@@ -162,11 +162,15 @@ fn attn_q_entry_is_the_mean_square_of_the_normed_embeddings() {
         }
     }
     let n = (CHUNKS * CTX) as f64;
+    let mut worst = 0f64;
     for (j, (&g, s)) in got.iter().zip(&sum).enumerate() {
         let want = s / n;
         let err = (f64::from(g) - want).abs() / want;
-        assert!(err < 1e-5, "column {j}: imatrix {g}, independent {want}");
+        worst = worst.max(err);
+        // Measured 1.0e-7 (SIMD and scalar kernels; f32 sums against f64).
+        assert!(err < 5e-7, "column {j}: imatrix {g}, independent {want}");
     }
+    println!("largest relative difference: {worst:.1e}");
 }
 
 /// llama.cpp's llama_model_quantize takes the computed file (read as llama-quantize reads it)
@@ -183,7 +187,8 @@ fn llama_cpp_quantizes_with_the_computed_file() {
 }
 
 /// Every entry (and output.weight with --process-output) equals the mean squared input that an
-/// independent float64 numpy forward pass over the same chunks gives, to 1e-5 relative.
+/// independent float64 numpy forward pass over the same chunks gives, to 3e-6 relative
+/// (tests/py/imatrix_reference.py).
 #[test]
 fn every_entry_matches_a_numpy_forward_pass() {
     let Some(py) = python() else { return };
@@ -220,4 +225,11 @@ fn every_entry_matches_a_numpy_forward_pass() {
         4 * 7 + 1,
         "{out}"
     );
+    let worst = report["entries"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| e["max_rel_err"].as_f64().unwrap())
+        .fold(0f64, f64::max);
+    println!("largest relative difference from numpy: {worst:.1e}");
 }

@@ -1,40 +1,31 @@
-//! Issue #5: on the fixture, `--imatrix` lowers KLD for Q4_0, Q4_K_M and Q2_K — with
-//! `--quant-mode unbiased`. The imatrix comes from the training part of the corpus, KLD is
-//! measured against the F32 model on the held-out part (fixtures/README.md, "Corpus split").
-//! ggml's own imatrix rounding (the default mode, byte-identical to llama-quantize, see
-//! tests/imatrix.rs) does not lower KLD on this model (figures in README.md, `llq imatrix`).
+//! Issue #5: on the fixture, `--imatrix` with `--quant-mode unbiased` lowers KLD against the
+//! F32 model for Q4_0, Q4_K_M and Q2_K, both below no imatrix and below ggml's imatrix rounding
+//! (the default mode, the same tensor bytes as llama-quantize, see tests/suite/imatrix.rs), on
+//! text that neither the imatrix nor the method's choices saw.
+//!
+//! The unbiased mode's details (the Q4_0 refinement among them) were chosen by KLD on the
+//! held-out 10 % of the corpus (fixtures/README.md, "Corpus split"), so that text is not used
+//! here. The training 90 % is cut in two at its middle (the first newline at or after half its
+//! code points): the imatrix comes from the first half's first IMATRIX_CHUNKS chunks, KLD is
+//! measured on the second half's first EVAL_CHUNKS chunks. (The fixture model was trained on
+//! random windows of the whole training 90 %; the evaluation text is unseen by the imatrix and
+//! by the method's choices, not by the model.) Figures: README.md, `llq imatrix`.
 
 use crate::common::{corpus_split, fixture, llq_ok, s};
+use llq::{KvCache, Logits, Model, Session, Tokenizer};
 use std::path::{Path, PathBuf};
 
-/// Training chunks of 512 tokens the imatrix is computed from.
+/// Chunks of 512 tokens of the first half of the training text the imatrix is computed from.
 const IMATRIX_CHUNKS: &str = "100";
 
-/// Held-out chunks scored per type. Q4_0's gain is small (-3.0 % over all 137 held-out chunks,
-/// 3 standard errors of the per-chunk paired difference; -2.8 % over the first 100, 2.3; -1.5 %
-/// over the first 40, 1.1), so it is scored on 100 chunks; the K-quants gain 10-25 % and 20
-/// chunks show it by more than 7 standard errors.
-const TYPES: [(&str, &str); 3] = [("q4_0", "100"), ("q4_k_m", "20"), ("q2_k", "20")];
+/// Chunks of 512 tokens of the second half scored for every file. The smallest margin, Q4_0's
+/// unbiased against no imatrix, was 7.3 standard errors over these 30 chunks (4.9 over 40, 7.8
+/// over 100), the others 10 or more.
+const EVAL_CHUNKS: usize = 30;
+const N_CTX: usize = 512;
 
-/// `llq compare`'s mean KLD of `quant` against `reference` on the first `chunks` of `text`.
-fn kld(reference: &Path, quant: &Path, text: &Path, chunks: &str) -> f64 {
-    let json = quant.with_extension("json");
-    let args = [
-        "compare",
-        s(reference),
-        s(quant),
-        "-f",
-        s(text),
-        "--json",
-        s(&json),
-        "--chunks",
-        chunks,
-    ];
-    llq_ok(&args);
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    j["kld_mean"].as_f64().unwrap()
-}
+/// How many standard errors of the per-chunk paired difference each asserted gain must clear.
+const MIN_STANDARD_ERRORS: f64 = 3.0;
 
 /// `llq quantize f32 TYPE` with `extra` arguments, into `dir/<tag>-<ty>.gguf`.
 fn quantize(dir: &Path, f32: &Path, ty: &str, tag: &str, extra: &[&str]) -> PathBuf {
@@ -45,24 +36,102 @@ fn quantize(dir: &Path, f32: &Path, ty: &str, tag: &str, extra: &[&str]) -> Path
     out
 }
 
+/// The training text cut at its middle: (first half, second half).
+fn training_halves() -> Option<(String, String)> {
+    let (training, _) = corpus_split()?;
+    let chars: Vec<char> = training.chars().collect();
+    let half = chars.len() / 2;
+    let cut = half + chars[half..].iter().position(|&c| c == '\n').unwrap() + 1;
+    Some((chars[..cut].iter().collect(), chars[cut..].iter().collect()))
+}
+
+/// log-softmax of one row of logits, in f64.
+fn log_softmax(row: &[f32]) -> Vec<f64> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = row.iter().map(|&x| (f64::from(x) - max).exp()).sum();
+    let log_sum = sum.ln();
+    row.iter().map(|&x| f64::from(x) - max - log_sum).collect()
+}
+
+/// Mean KLD(reference ‖ model) of each chunk, for each model, as `llq compare` defines it
+/// (llama.cpp's --kl-divergence): the text is tokenized once with BOS, each chunk of N_CTX
+/// tokens starts with BOS from an empty cache, and its second half is scored.
+fn chunk_klds(reference: &Model, models: &[Model], text: &str, chunks: usize) -> Vec<Vec<f64>> {
+    let tok = Tokenizer::from_gguf(&reference.file).unwrap();
+    let ids = tok.tokenize(text, true);
+    assert!(ids.len() >= chunks * N_CTX, "{} tokens", ids.len());
+    let (first, n_vocab) = (N_CTX / 2, reference.hp.n_vocab);
+    let scored = N_CTX - 1 - first;
+    let mut out = vec![Vec::with_capacity(chunks); models.len()];
+    for c in 0..chunks {
+        let mut batch = ids[c * N_CTX..(c + 1) * N_CTX].to_vec();
+        batch[0] = tok.bos();
+        let forward = |model: &Model| {
+            let mut cache = KvCache::new(model, N_CTX);
+            Session::new(model).forward(&batch, &mut cache, Logits::From(first))
+        };
+        let want: Vec<Vec<f64>> = forward(reference)
+            .chunks_exact(n_vocab)
+            .take(scored)
+            .map(log_softmax)
+            .collect();
+        for (model, klds) in models.iter().zip(&mut out) {
+            let got = forward(model);
+            let sum: f64 = got
+                .chunks_exact(n_vocab)
+                .zip(&want)
+                .map(|(row, p)| {
+                    let q = log_softmax(row);
+                    p.iter()
+                        .zip(&q)
+                        .map(|(a, b)| a.exp() * (a - b))
+                        .sum::<f64>()
+                })
+                .sum();
+            klds.push(sum / scored as f64);
+        }
+    }
+    out
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Mean and standard error of the per-chunk differences a − b.
+fn paired_difference(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let m = mean(&d);
+    let var = d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (d.len() - 1) as f64;
+    (m, (var / d.len() as f64).sqrt())
+}
+
 #[test]
-fn imatrix_lowers_kld_with_unbiased_rounding() {
-    let Some((training, heldout)) = corpus_split() else {
+fn unbiased_imatrix_lowers_kld_on_unseen_text() {
+    let Some((first_half, second_half)) = training_halves() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (train_txt, heldout_txt) = (dir.path().join("train.txt"), dir.path().join("heldout.txt"));
-    std::fs::write(&train_txt, training).unwrap();
-    std::fs::write(&heldout_txt, heldout).unwrap();
-    let f32 = dir.path().join("f32.gguf");
-    let meta = fixture("meta");
-    llq_ok(&["convert", s(&meta), "-o", s(&f32), "-t", "f32", "--quiet"]);
-    let dat = dir.path().join("train.dat");
+    let d = dir.path();
+    let (imatrix_txt, eval_txt) = (d.join("first-half.txt"), d.join("second-half.txt"));
+    std::fs::write(&imatrix_txt, first_half).unwrap();
+    std::fs::write(&eval_txt, &second_half).unwrap();
+    let f32 = d.join("f32.gguf");
+    llq_ok(&[
+        "convert",
+        s(&fixture("meta")),
+        "-o",
+        s(&f32),
+        "-t",
+        "f32",
+        "--quiet",
+    ]);
+    let dat = d.join("imatrix.dat");
     llq_ok(&[
         "imatrix",
         s(&f32),
         "-f",
-        s(&train_txt),
+        s(&imatrix_txt),
         "-o",
         s(&dat),
         "--chunks",
@@ -70,27 +139,80 @@ fn imatrix_lowers_kld_with_unbiased_rounding() {
         "--process-output",
         "--quiet",
     ]);
-    let mut failures = Vec::new();
-    for (ty, chunks) in TYPES {
-        let plain_q = quantize(dir.path(), &f32, ty, "plain", &[]);
-        let plain = kld(&f32, &plain_q, &heldout_txt, chunks);
-        let args = ["--imatrix", s(&dat), "--quant-mode", "unbiased"];
-        let unbiased_q = quantize(dir.path(), &f32, ty, "unbiased", &args);
-        let unbiased = kld(&f32, &unbiased_q, &heldout_txt, chunks);
-        println!(
-            "{ty}: KLD without imatrix {plain:.4e}, with imatrix (unbiased) {unbiased:.4e} \
-             ({:+.1} %)",
-            100.0 * (unbiased / plain - 1.0)
-        );
-        if unbiased >= plain {
-            failures.push(format!("{ty}: {unbiased:.4e} >= {plain:.4e}"));
+    let types = ["q4_0", "q4_k_m", "q2_k"];
+    let modes: [(&str, &[&str]); 3] = [
+        ("none", &[]),
+        ("ggml", &["--imatrix", s(&dat)]),
+        (
+            "unbiased",
+            &["--imatrix", s(&dat), "--quant-mode", "unbiased"],
+        ),
+    ];
+    let mut files = Vec::new();
+    for ty in types {
+        for (mode, extra) in modes {
+            files.push(quantize(d, &f32, ty, mode, extra));
         }
     }
+    let reference = Model::load(&f32).unwrap();
+    let models: Vec<Model> = files.iter().map(|f| Model::load(f).unwrap()).collect();
+    let klds = chunk_klds(&reference, &models, &second_half, EVAL_CHUNKS);
+
+    // The statistic is `llq compare`'s: its mean KLD over the first 2 chunks of the same text.
+    let json = d.join("compare.json");
+    let unbiased_q4_0 = &files[2];
+    llq_ok(&[
+        "compare",
+        s(&f32),
+        s(unbiased_q4_0),
+        "-f",
+        s(&eval_txt),
+        "--chunks",
+        "2",
+        "--quiet",
+        "--json",
+        s(&json),
+    ]);
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (compare, ours) = (j["kld_mean"].as_f64().unwrap(), mean(&klds[2][..2]));
+    println!("llq compare: {compare:.9e}, here: {ours:.9e}");
     assert!(
-        failures.is_empty(),
-        "imatrix did not lower KLD: {failures:?}"
+        ((compare - ours) / ours).abs() <= COMPARE_AGREEMENT,
+        "llq compare {compare} vs {ours}"
     );
+
+    let mut failures = Vec::new();
+    for (t, ty) in types.iter().enumerate() {
+        let [none, ggml, unbiased] = [&klds[3 * t], &klds[3 * t + 1], &klds[3 * t + 2]];
+        let base = mean(none);
+        let pct =
+            |(m, se): (f64, f64)| format!("{:+.1} % ± {:.1}", 100.0 * m / base, 100.0 * se / base);
+        println!(
+            "{ty}: KLD over {EVAL_CHUNKS} chunks: no imatrix {base:.4e}, ggml {:.4e} ({}), \
+             unbiased {:.4e} ({}); unbiased − ggml {}",
+            mean(ggml),
+            pct(paired_difference(ggml, none)),
+            mean(unbiased),
+            pct(paired_difference(unbiased, none)),
+            pct(paired_difference(unbiased, ggml)),
+        );
+        for (what, other) in [("no imatrix", none), ("ggml's imatrix rounding", ggml)] {
+            let (m, se) = paired_difference(unbiased, other);
+            if m > -MIN_STANDARD_ERRORS * se {
+                failures.push(format!(
+                    "{ty}: unbiased − {what} = {m:.3e} ± {se:.3e}, not below −{MIN_STANDARD_ERRORS} \
+                     standard errors"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Relative difference allowed between `llq compare`'s mean KLD and this test's: measured 3.0e-8
+/// (SIMD kernels) and 1.8e-8 (LLQ_KERNELS=scalar); llq subtracts the row maximum in f32.
+const COMPARE_AGREEMENT: f64 = 3e-7;
 
 #[test]
 fn unbiased_mode_needs_an_imatrix() {
@@ -114,8 +236,23 @@ fn unbiased_mode_needs_an_imatrix() {
     }
 }
 
-/// The unbiased mode keeps ggml's block layouts: llama.cpp loads its files and their logits on
-/// the 64 held-out positions of the fixture reference stay close to the F32 file's.
+/// Per type: bounds on llama.cpp's logits of the unbiased file against its logits of the F32
+/// file over the 64 held-out positions of the fixture reference (positions whose top-1 differs,
+/// max |Δ|: twice the values measured 2026-12-03), and on max |Δ| between llq's and llama.cpp's
+/// logits of the unbiased file. The imatrix comes from llq's runtime, so the files, and these
+/// figures, differ slightly between the SIMD and scalar kernels (both measured). llq and
+/// llama.cpp differ where an activation quantized to Q8_0 (for Q4_0, Q5_0 and Q8_0 weights) hits
+/// a rounding tie (llq rounds ties away from zero as ggml's reference does, llama.cpp's AVX2
+/// path to even): rare, so the Q4_K_M and Q2_K files (a few such tensors) get 10× their
+/// measured value.
+const UNBIASED_IN_LLAMA_CPP: [(&str, usize, f32, f32); 3] = [
+    ("q4_0", 2, 0.63, 4e-2),     // measured 1, 0.314, 1.8e-2 (SIMD 1.6e-2)
+    ("q4_k_m", 2, 0.74, 2.5e-2), // measured 1, 0.368, 2.5e-3 (SIMD 1.9e-5)
+    ("q2_k", 6, 3.0, 5e-4),      // measured 3, 1.498, 5.2e-5 (SIMD 1.2e-5)
+];
+
+/// The unbiased mode keeps ggml's block layouts: llama.cpp loads its files, computes the same
+/// logits from them as llq's runtime does, and those stay close to the F32 file's.
 #[test]
 fn unbiased_files_run_in_llama_cpp() {
     let Some(python) = crate::common::python() else {
@@ -149,21 +286,33 @@ fn unbiased_files_run_in_llama_cpp() {
             .max_by(|&a, &b| row[a].total_cmp(&row[b]))
             .unwrap()
     };
-    for ty in ["q4_0", "q4_k_m", "q2_k"] {
+    let mut failures = Vec::new();
+    for (ty, differ_bound, max_bound, llq_bound) in UNBIASED_IN_LLAMA_CPP {
         let imatrix = ["--imatrix", s(&dat), "--quant-mode", "unbiased"];
         let q = quantize(dir.path(), &f32, ty, "unbiased", &imatrix);
         let got = crate::common::llama_cpp_logits(&python, &q, &ids, &scratch);
         assert_eq!(got.len(), want.len(), "{ty}");
         assert!(got.iter().all(|v| v.is_finite()), "{ty}: non-finite logits");
-        let same = got
+        let differ = got
             .chunks_exact(512)
             .zip(want.chunks_exact(512))
-            .filter(|(a, b)| argmax(a) == argmax(b))
+            .filter(|(a, b)| argmax(a) != argmax(b))
             .count();
         let diff = crate::common::max_abs_diff(&got, &want);
+        let model = Model::load(&q).unwrap();
+        let mut cache = KvCache::new(&model, ids.len());
+        let ours = Session::new(&model).forward(&ids, &mut cache, Logits::All);
+        let llq_diff = crate::common::max_abs_diff(&ours, &got);
         println!(
-            "{ty}: llama.cpp top-1 equal to F32 at {same}/64 positions, max |Δlogit| {diff:.3}"
+            "{ty}: llama.cpp top-1 differs from F32 at {differ}/64 positions, max |Δlogit| \
+             {diff:.3}; llq vs llama.cpp on the same file: max |Δlogit| {llq_diff:.2e}"
         );
-        assert!(same >= 48, "{ty}: top-1 equal at only {same}/64 positions");
+        if differ > differ_bound || diff > max_bound || llq_diff > llq_bound {
+            failures.push(format!(
+                "{ty}: top-1 differs at {differ} (<= {differ_bound}), max |Δ| {diff} \
+                 (<= {max_bound}), llq vs llama.cpp {llq_diff} (<= {llq_bound})"
+            ));
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

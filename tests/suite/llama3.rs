@@ -257,8 +257,10 @@ fn llama3_fixture_logits_match_llama_cpp() {
     let out = dir.path().join("lc.f32");
     let theirs = llama_cpp_logits(&py, &gguf, &ids, &out);
     let max = max_abs_diff(&ours, &theirs);
-    println!("llama3 fixture: max |Δlogit| llq vs llama.cpp = {max}");
-    assert!(max < 1e-2, "max |Δlogit| {max}");
+    println!("llama3 fixture: max |Δlogit| llq vs llama.cpp = {max:.2e}");
+    // Measured 2.4e-6 (SIMD kernels) and 2.1e-6 (LLQ_KERNELS=scalar), llama.cpp's KV cache in
+    // F32 as llq's.
+    assert!(max <= 1.2e-5, "max |Δlogit| {max}");
 }
 
 /// The committed fixture's Llama 3 tokenizer in its two forms: tiktoken `tokenizer.model`
@@ -306,32 +308,31 @@ fn tokenizer_json_converts_like_tiktoken() {
     // Same keys, same order, same values (tokens, types, merges in order, ids, pre).
     assert!(keys == tokenizer_keys(&hf), "tokenizer keys differ");
 
-    let Some(shared) = shared() else {
+    // Both forms tokenize every corpus line as tiktoken does with the Meta form's ranks, and
+    // the HF form's GGUF as llama.cpp does.
+    let (Some(shared), Some(py)) = (shared(), python()) else {
         return;
     };
-    let from_meta = Tokenizer::from_gguf(&meta).unwrap();
-    let from_hf = Tokenizer::from_gguf(&hf).unwrap();
     let corpus = corpus(&shared, dir.path());
     let lines = lines(&corpus);
-    let ids =
-        |t: &Tokenizer| -> Vec<Vec<u32>> { lines.iter().map(|l| t.encode(l, true)).collect() };
-    let ours = ids(&from_hf);
-    assert_same(
-        "tokenizer.json vs tiktoken",
-        &lines,
-        &ours,
-        &ids(&from_meta),
-    );
-    let Some(py) = python() else {
-        return;
-    };
+    let tiktoken = tiny_llama3("meta/tokenizer.model");
+    let (tt, _) = ids_of(&run_py(
+        &py,
+        "tiktoken_encode.py",
+        &[s(&tiktoken), s(&corpus)],
+    ));
+    for (form, file) in [("tokenizer.model", &meta), ("tokenizer.json", &hf)] {
+        let tok = Tokenizer::from_gguf(file).unwrap();
+        let ours: Vec<Vec<u32>> = lines.iter().map(|l| tok.encode(l, true)).collect();
+        assert_same(&format!("{form}: llq vs tiktoken"), &lines, &ours, &tt);
+    }
     let hf_gguf = dir.path().join("hf.gguf");
     let (lc, _) = ids_of(&run_py(
         &py,
         "spm_encode.py",
         &["llama", s(&hf_gguf), s(&corpus)],
     ));
-    assert_same("tokenizer.json: llq vs llama.cpp", &lines, &ours, &lc);
+    assert_same("tokenizer.json: llama.cpp vs tiktoken", &lines, &lc, &tt);
 }
 
 #[test]

@@ -46,9 +46,12 @@ fn rope_freqs(gguf: &Path) -> Vec<f32> {
         .collect()
 }
 
-/// Max |Δ| of llq's logits on the reference prompt against transformers', with the check that
-/// it is within 1e-5 of the logit range (100× tighter than the runtime issue's 1e-3; measured
-/// 6.8e-6 absolute on a range of 8.46, i.e. 8e-7) and that every position has the same argmax.
+/// Max |Δ| of llq's logits on the reference prompt against transformers' (logit range 8.46):
+/// measured 7.3e-6 (SIMD kernels) and 6.4e-6 (LLQ_KERNELS=scalar).
+const MAX_DIFF: f32 = 3e-5;
+
+/// Checks llq's logits on the reference prompt against transformers' within MAX_DIFF, and that
+/// every position has the same argmax.
 fn check_logits(gguf: &Path, what: &str) {
     let r = reference();
     let ids = u32s(&r["prompt_ids"]);
@@ -60,7 +63,7 @@ fn check_logits(gguf: &Path, what: &str) {
     let range = r["logit_range"].as_f64().unwrap() as f32;
     let sensitivity = r["rope_scaling_sensitivity_max_abs"].as_f64().unwrap();
     println!("{what}: max |Δlogit| vs transformers {max:.2e} (range {range:.3}, RoPE scaling moves logits by up to {sensitivity:.3})");
-    assert!(max <= 1e-5 * range, "{what}: max |Δlogit| {max}");
+    assert!(max <= MAX_DIFF, "{what}: max |Δlogit| {max}");
     let vocab = theirs.len() / ids.len();
     let argmax = |row: &[f32]| {
         row.iter()
@@ -98,6 +101,7 @@ fn meta_and_hf_forms_convert_to_the_same_tensors_and_match_transformers() {
 fn rope_divisors_match_transformers_and_the_factor_flag() {
     let r = reference();
     let dir = tempfile::tempdir().unwrap();
+    let mut worst = 0f64;
     for (factor, flag) in [("8.0", None), ("32.0", Some("32"))] {
         let want: Vec<f64> = r["rope_divisors"][factor]
             .as_array()
@@ -115,10 +119,13 @@ fn rope_divisors_match_transformers_and_the_factor_flag() {
             assert_eq!(got.len(), want.len());
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 let rel = (*g as f64 - w).abs() / w;
+                worst = worst.max(rel);
+                // Measured up to 3.2e-7 (f32 against transformers' f64 divisors).
                 assert!(rel < 1e-6, "{src} factor {factor} pair {i}: {g} vs {w}");
             }
         }
     }
+    println!("RoPE divisors: largest relative difference {worst:.1e}");
 }
 
 #[test]
@@ -151,7 +158,9 @@ fn llama_cpp_runs_the_converted_fixture_like_transformers() {
     let max = max_abs_diff(&lc, &theirs);
     let range = r["logit_range"].as_f64().unwrap() as f32;
     println!("llama.cpp on llq's GGUF: max |Δlogit| vs transformers {max:.2e} (range {range:.3})");
-    assert!(max <= 1e-3 * range, "max |Δlogit| {max}");
+    // Measured 2.4e-5 (llama.cpp's arithmetic, KV cache in F32; RoPE scaling alone moves the
+    // logits by up to 0.3).
+    assert!(max <= 1e-4, "max |Δlogit| {max}");
 }
 
 #[test]

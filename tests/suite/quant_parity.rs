@@ -1,7 +1,8 @@
-//! llq's quantized files vs llama.cpp's (llama-cpp-python's bundled library): byte identity
-//! with `llama_model_quantize` for every file type, legacy block bytes vs gguf-py's
-//! `gguf.quants.quantize`, and every file type loading and running in llama.cpp with logits
-//! close to the F32 file's (which in turn match the fixture's transformers reference).
+//! llq's quantized files vs llama.cpp's (llama-cpp-python 0.3.36's bundled library, llama.cpp
+//! 0c1e570): the same file as `llama_model_quantize` writes for every file type but for the
+//! order of tensors and of two keys, legacy block bytes vs gguf-py's `gguf.quants.quantize`,
+//! and every file type loading and running in llama.cpp with logits within measured bounds of
+//! the F32 file's (which in turn match the fixture's transformers reference).
 
 use crate::common::{fixture, llq_ok, python, read_f32, run_py, s, shared};
 use llq_formats::gguf::GgufFile;
@@ -53,57 +54,14 @@ fn tensors_by_name(dump: &Json) -> BTreeMap<String, &Json> {
         .collect()
 }
 
-fn names_in_order(dump: &Json) -> Vec<&str> {
-    dump["tensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect()
-}
-
-/// Metadata differences between llq's file and llama.cpp's, as printable lines.
-fn kv_differences(ours: &Json, theirs: &Json) -> Vec<String> {
-    let map = |d: &Json| -> BTreeMap<String, Json> {
-        d["kv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| (e["key"].as_str().unwrap().to_string(), e.clone()))
-            .collect()
-    };
-    let (a, b) = (map(ours), map(theirs));
-    let mut out = Vec::new();
-    for key in a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))) {
-        match (a.get(key), b.get(key)) {
-            (Some(x), Some(y)) if x == y => {}
-            (Some(x), Some(y)) => {
-                let short = |v: &Json| v.to_string().chars().take(80).collect::<String>();
-                out.push(format!("{key}: llq {} / llama.cpp {}", short(x), short(y)));
-            }
-            (Some(_), None) => out.push(format!("{key}: only in llq's file")),
-            (None, _) => out.push(format!("{key}: only in llama.cpp's file")),
-        }
-    }
-    let order = |d: &Json| -> Vec<String> {
-        d["kv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["key"].as_str().unwrap().to_string())
-            .collect()
-    };
-    if out.is_empty() && order(ours) != order(theirs) {
-        out.push(format!(
-            "same keys and values, different order: llama.cpp's order {:?}",
-            order(theirs)
-        ));
-    }
-    out
-}
-
-/// Part 1: `llq quantize F32.gguf OUT TYPE` writes the same tensors (names, types, shapes, data
-/// bytes) as llama.cpp's `llama_model_quantize` on the same F32 GGUF, for every file type.
+/// Part 1: `llq quantize F32.gguf OUT TYPE` writes the same file as llama.cpp's
+/// `llama_model_quantize` on the same F32 GGUF, for every one of the 16 file types (none may be
+/// refused): GGUF version, alignment, header and file size, every metadata key, type and value,
+/// every tensor's name, type, shape and data bytes (tests/py/llama_cpp_layout.py). The files
+/// differ only in order, in two named ways that llama.cpp's writer imposes (checked against
+/// its rule, not ignored): llama.cpp sorts the tensors by layer, then name, and appends
+/// general.quantization_version and general.file_type after the input's keys; llq keeps the
+/// source's tensor order and writes those two keys after general.name.
 #[test]
 fn quantize_equals_llama_quantize() {
     let Some(python) = python() else { return };
@@ -123,67 +81,34 @@ fn quantize_equals_llama_quantize() {
     let report: Json = serde_json::from_str(&run_py(&python, "llama_quantize.py", &args)).unwrap();
 
     let mut failures = Vec::new();
-    let mut compared = 0;
-    let mut notes: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    println!("type     tensors  identical  llq types");
+    println!("type     tensors  llq types");
     for ty in QUANTIZE_TYPES {
         let entry = &report[ty];
-        let ours = &entry["other"];
         if entry["rc"].as_i64() != Some(0) {
-            println!(
-                "SKIPPED {ty}: llama.cpp refused it (rc {}): {}",
+            failures.push(format!(
+                "{ty}: llama.cpp refused it (rc {}): {}",
                 entry["rc"], entry["stderr_tail"]
-            );
+            ));
             continue;
         }
-        compared += 1;
-        let (a, b) = (tensors_by_name(ours), tensors_by_name(entry));
-        let names_a: Vec<&String> = a.keys().collect();
-        let names_b: Vec<&String> = b.keys().collect();
-        if names_a != names_b {
-            failures.push(format!("{ty}: tensor names {names_a:?} vs {names_b:?}"));
-            continue;
-        }
-        let mut identical = 0;
+        let ours = tensors_by_name(&entry["other"]);
         let mut mix: BTreeMap<String, usize> = BTreeMap::new();
-        for (name, t) in &a {
-            let u = b[name];
+        for t in ours.values() {
             *mix.entry(type_name(&t["type"])).or_default() += 1;
-            if t["type"] != u["type"] {
-                failures.push(format!(
-                    "{ty} {name}: llq chose {}, llama.cpp {}",
-                    type_name(&t["type"]),
-                    type_name(&u["type"])
-                ));
-            } else if t["shape"] != u["shape"] {
-                failures.push(format!(
-                    "{ty} {name}: shape {} vs {}",
-                    t["shape"], u["shape"]
-                ));
-            } else if t["sha256"] != u["sha256"] {
-                failures.push(format!(
-                    "{ty} {name}: {} data differs",
-                    type_name(&t["type"])
-                ));
-            } else {
-                identical += 1;
-            }
         }
-        println!("{ty:<8} {:>7}  {identical:>9}  {mix:?}", a.len());
-        // Layout differences are allowed; each distinct one is printed once below.
-        if names_in_order(ours) != names_in_order(entry) {
-            let note = format!("tensor order: llama.cpp writes {:?}", names_in_order(entry));
-            notes.entry(note).or_default().push(ty);
+        println!("{ty:<8} {:>7}  {mix:?}", ours.len());
+        let differences = entry["differences"].as_array().expect("differences");
+        failures.extend(
+            differences
+                .iter()
+                .map(|d| format!("{ty}: {}", d.as_str().unwrap())),
+        );
+        // A type whose mix is all F32 would compare nothing quantized.
+        if !mix.keys().any(|t| t != "F32") {
+            failures.push(format!("{ty}: no quantized tensor"));
         }
-        for d in kv_differences(ours, entry) {
-            notes.entry(format!("metadata: {d}")).or_default().push(ty);
-        }
-    }
-    for (note, types) in &notes {
-        println!("{types:?}: {note}");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(compared > 0, "llama.cpp refused every type");
 }
 
 /// Part 2: With `--pure`, every 2-D tensor of a legacy-type file is exactly gguf-py's
@@ -219,28 +144,34 @@ fn pure_legacy_types_equal_gguf_py() {
     }
 }
 
-/// Per-type bounds vs the F32 file's logits over the first 256 held-out tokens: max abs diff,
-/// mean abs diff, minimum top-1 agreement: about 2-3x what llama.cpp measured on this fixture
-/// (top-1: a few positions fewer), from most to least precise.
-const LOGIT_BOUNDS: [(&str, f32, f32, f32); 17] = [
-    ("F32", 0.0, 0.0, 1.0),
-    ("F16", 0.01, 0.001, 0.99),
-    ("BF16", 0.03, 0.004, 0.99),
-    ("Q8_0", 0.15, 0.015, 0.97),
-    ("Q6_K", 0.2, 0.03, 0.96),
-    ("Q5_1", 0.6, 0.04, 0.94),
-    ("Q5_0", 0.6, 0.04, 0.94),
-    ("Q5_K_M", 0.6, 0.04, 0.94),
-    ("Q5_K_S", 0.6, 0.04, 0.94),
-    ("Q4_1", 0.8, 0.07, 0.92),
-    ("Q4_0", 0.8, 0.07, 0.92),
-    ("Q4_K_M", 0.8, 0.07, 0.92),
-    ("Q4_K_S", 0.8, 0.07, 0.92),
-    ("Q3_K_L", 1.5, 0.1, 0.9),
-    ("Q3_K_M", 1.5, 0.1, 0.9),
-    ("Q3_K_S", 1.5, 0.1, 0.9),
-    ("Q2_K", 3.0, 0.2, 0.85),
+/// Per-type bounds on llama.cpp's logits of each file against its logits of the F32 file, over
+/// the first 256 held-out tokens: max |Δ|, mean |Δ|, and the number of positions whose top-1
+/// token differs. Each bound is twice the value measured (2026-12-03, llama.cpp 0c1e570 through
+/// llama-cpp-python 0.3.36; llama.cpp computes these, so llq's kernels do not change them) and
+/// at least one position for top-1; the measured values are beside each row.
+const LOGIT_BOUNDS: [(&str, f32, f32, usize); 16] = [
+    ("F16", 0.004, 0.0004, 1),   // measured 0.0020, 0.00019, 0
+    ("BF16", 0.021, 0.0024, 1),  // measured 0.0103, 0.00119, 0
+    ("Q8_0", 0.11, 0.011, 2),    // measured 0.0531, 0.00534, 1
+    ("Q6_K", 0.15, 0.021, 2),    // measured 0.0739, 0.01035, 1
+    ("Q5_1", 0.61, 0.032, 10),   // measured 0.3027, 0.01599, 5
+    ("Q5_0", 0.31, 0.031, 10),   // measured 0.1538, 0.01547, 5
+    ("Q5_K_M", 0.37, 0.028, 10), // measured 0.1809, 0.01386, 5
+    ("Q5_K_S", 0.37, 0.028, 10), // measured 0.1837, 0.01397, 5
+    ("Q4_1", 0.60, 0.056, 16),   // measured 0.2954, 0.02760, 8
+    ("Q4_0", 0.68, 0.048, 8),    // measured 0.3357, 0.02384, 4
+    ("Q4_K_M", 0.67, 0.048, 14), // measured 0.3336, 0.02385, 7
+    ("Q4_K_S", 0.62, 0.049, 10), // measured 0.3072, 0.02441, 5
+    ("Q3_K_L", 1.11, 0.076, 18), // measured 0.5534, 0.03752, 9
+    ("Q3_K_M", 1.14, 0.076, 20), // measured 0.5695, 0.03771, 10
+    ("Q3_K_S", 1.21, 0.079, 24), // measured 0.6041, 0.03918, 12
+    ("Q2_K", 2.76, 0.149, 36),   // measured 1.3783, 0.07424, 18
 ];
+
+/// Max |Δlogit| of llama.cpp on llq's F32 file against transformers' fp32 logits over the 64
+/// held-out positions of the fixture reference: measured 2.1e-3 (llama.cpp keeps its KV cache in
+/// F16 by default, which this test leaves as users run it; logit range 20.4).
+const F32_VS_TRANSFORMERS: f32 = 5e-3;
 
 fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
@@ -272,7 +203,7 @@ fn every_type_runs_in_llama_cpp() {
         N_TOKENS.to_string(),
         s(dir.path()).into(),
     ];
-    for (ty, ..) in LOGIT_BOUNDS {
+    for ty in std::iter::once("F32").chain(LOGIT_BOUNDS.map(|(ty, ..)| ty)) {
         let path = dir.path().join(format!("{ty}.gguf"));
         convert("hf", &path, ty, &[]);
         args.push(format!("{ty}={}", s(&path)));
@@ -321,17 +252,17 @@ fn every_type_runs_in_llama_cpp() {
         assert_eq!(argmax(got), argmax(want), "F32 vs reference argmax at {p}");
     }
     println!(
-        "F32 vs transformers (64 positions): max abs diff {max_ref:.6} (bound {:.6} = 1e-3 x range {range:.3}), argmax equal everywhere",
-        1e-3 * range
+        "F32 vs transformers (64 positions): max abs diff {max_ref:.6} (bound \
+         {F32_VS_TRANSFORMERS}; logit range {range:.3}), argmax equal everywhere"
     );
     assert!(
-        max_ref <= 1e-3 * range,
+        max_ref <= F32_VS_TRANSFORMERS,
         "F32 logits vs reference: {max_ref}"
     );
 
-    println!("type     max|d|   mean|d|  top-1  (vs F32 over {N_TOKENS} positions)");
+    println!("type     max|d|   mean|d|  top-1 differs  (vs F32 over {N_TOKENS} positions)");
     let mut failures = Vec::new();
-    for (ty, max_bound, mean_bound, top1_bound) in LOGIT_BOUNDS {
+    for (ty, max_bound, mean_bound, differ_bound) in LOGIT_BOUNDS {
         let logits = read_f32(&dir.path().join(format!("{ty}.f32")));
         assert_eq!(logits.len(), f32_logits.len(), "{ty}");
         let (mut max, mut sum) = (0f32, 0f64);
@@ -341,16 +272,16 @@ fn every_type_runs_in_llama_cpp() {
             sum += f64::from((a - b).abs());
         }
         let mean = (sum / logits.len() as f64) as f32;
-        let agree = logits
+        let differ = logits
             .chunks_exact(n_vocab)
             .zip(f32_logits.chunks_exact(n_vocab))
-            .filter(|(a, b)| argmax(a) == argmax(b))
+            .filter(|(a, b)| argmax(a) != argmax(b))
             .count();
-        let top1 = agree as f32 / N_TOKENS as f32;
-        println!("{ty:<8} {max:7.4}  {mean:7.5}  {top1:.4}");
-        if max > max_bound || mean > mean_bound || top1 < top1_bound {
+        println!("{ty:<8} {max:7.4}  {mean:7.5}  {differ:>3}");
+        if max > max_bound || mean > mean_bound || differ > differ_bound {
             failures.push(format!(
-                "{ty}: max {max} (<= {max_bound}), mean {mean} (<= {mean_bound}), top-1 {top1} (>= {top1_bound})"
+                "{ty}: max {max} (<= {max_bound}), mean {mean} (<= {mean_bound}), top-1 differs \
+                 at {differ} positions (<= {differ_bound})"
             ));
         }
     }

@@ -33,6 +33,11 @@ fn reference_logits() -> Json {
         .unwrap()
 }
 
+/// Max |Δlogit| of llq's F32 file against transformers' fp32 logits (logit range 20.4):
+/// measured 3.8e-6 (SIMD kernels) and 4.1e-6 (LLQ_KERNELS=scalar) over the 64 held-out
+/// positions, up to 2.2e-6 at the two prompts' last positions.
+const F32_MAX_DIFF: f32 = 2e-5;
+
 #[test]
 fn f32_logits_match_transformers() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,8 +59,8 @@ fn f32_logits_match_transformers() {
     let max_diff = max_abs_diff(&got, &want);
     println!("held-out 64: max |Δlogit| {max_diff:.2e}, logit range {range:.2}");
     assert!(
-        max_diff <= 1e-3 * range,
-        "max diff {max_diff} > 1e-3 × {range}"
+        max_diff <= F32_MAX_DIFF,
+        "max |Δlogit| {max_diff} > {F32_MAX_DIFF}"
     );
     for p in 0..ids.len() {
         let (g, w) = (
@@ -81,7 +86,11 @@ fn f32_logits_match_transformers() {
         let got = logits(&model, &ids);
         let last = &got[(ids.len() - 1) * n_vocab..];
         let diff = max_abs_diff(last, &want);
-        assert!(diff <= 1e-3 * range, "prompt {:?}: {diff}", prompt["text"]);
+        println!(
+            "prompt {}: last position max |Δlogit| {diff:.2e}",
+            prompt["text"]
+        );
+        assert!(diff <= F32_MAX_DIFF, "prompt {:?}: {diff}", prompt["text"]);
         assert_eq!(argmax(last), argmax(&want));
     }
 }
@@ -112,23 +121,45 @@ fn f32_perplexity_matches_the_reference() {
         "perplexity: llq {g:.6}, transformers {w:.6}, relative {:.2e}",
         (g - w).abs() / w
     );
-    assert!((g - w).abs() / w <= 1e-3, "PPL {g} vs {w}");
+    // Measured 1.8e-10 (SIMD kernels) and 1.25e-9 (LLQ_KERNELS=scalar).
+    assert!((g - w).abs() / w <= 1e-8, "PPL {g} vs {w}");
 }
 
+/// Per file type: bounds on max and mean |Δlogit| of llq against llama.cpp (KV cache in F32, as
+/// llq keeps it) on the first 256 held-out positions, each about 2× the value measured on
+/// 2026-12-03 with the AVX-512 VNNI kernels and with LLQ_KERNELS=scalar (the same to two
+/// digits unless noted). F32 differs only in summation order. Q8_0 and Q4_0 (and the Q5_0/Q8_0
+/// tensors of Q4_K_M) dot against Q8_0-quantized activations: llq rounds them like ggml's
+/// reference quantize_row_q8_0 (ties away from zero), llama.cpp's AVX2 path ties to even with
+/// a slightly different scale, so a few activations round one step apart.
+const LLAMA_CPP_BOUNDS: [(&str, f32, f64); 4] = [
+    // measured max 5.7e-6 (scalar 4.8e-6), mean 2.9e-7 (scalar 2.6e-7)
+    ("f32", 1.2e-5, 6e-7),
+    // measured max 1.44e-2, mean 1.66e-3
+    ("q8_0", 3e-2, 3.5e-3),
+    // measured max 2.88e-2, mean 2.22e-3
+    ("q4_0", 6e-2, 4.5e-3),
+    // measured max 1.69e-2, mean 2.42e-4 (scalar 2.46e-4)
+    ("q4_k_m", 3.5e-2, 5e-4),
+];
+
+/// llq's logits equal llama.cpp's on the same files within the bounds above, and the top-1
+/// token is the same at every one of the 256 positions for every type.
 #[test]
-fn quantized_logits_match_llama_cpp() {
+fn logits_match_llama_cpp() {
     let (Some(python), Some(text)) = (python(), heldout_text()) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let text_path = dir.path().join("heldout.txt");
     std::fs::write(&text_path, text).unwrap();
-    let types = ["q8_0", "q4_0", "q4_k_m"];
+    let types = LLAMA_CPP_BOUNDS.map(|(t, ..)| t);
     let files: Vec<PathBuf> = types.iter().map(|t| convert(dir.path(), t)).collect();
     let tokenizer = fixture("meta/tokenizer.model");
     let out_dir = dir.path().join("logits");
     std::fs::create_dir(&out_dir).unwrap();
     let mut args = vec![
+        "--kv-f32".to_string(),
         s(&tokenizer).to_string(),
         s(&text_path).into(),
         "256".into(),
@@ -148,18 +179,20 @@ fn quantized_logits_match_llama_cpp() {
         .iter()
         .map(|v| v.as_u64().unwrap() as u32)
         .collect();
-    for (ty, file) in types.iter().zip(&files) {
+    assert_eq!(ids.len(), 256);
+    let mut failures = Vec::new();
+    for ((ty, max_bound, mean_bound), file) in LLAMA_CPP_BOUNDS.iter().zip(&files) {
         let model = Model::load(file).unwrap();
         let n_vocab = model.hp.n_vocab;
         let ours = logits(&model, &ids);
         let theirs = read_f32(&out_dir.join(format!("{ty}.f32")));
         let n = ids.len();
-        let same_top1 = (0..n)
+        let differ: Vec<usize> = (0..n)
             .filter(|&p| {
                 argmax(&ours[p * n_vocab..(p + 1) * n_vocab])
-                    == argmax(&theirs[p * n_vocab..(p + 1) * n_vocab])
+                    != argmax(&theirs[p * n_vocab..(p + 1) * n_vocab])
             })
-            .count();
+            .collect();
         let mean_diff = ours
             .iter()
             .zip(&theirs)
@@ -167,12 +200,19 @@ fn quantized_logits_match_llama_cpp() {
             .sum::<f64>()
             / ours.len() as f64;
         let max_diff = max_abs_diff(&ours, &theirs);
-        println!("{ty}: top-1 agreement {same_top1}/{n}, mean |Δlogit| {mean_diff:.2e}, max {max_diff:.2e}");
-        assert!(
-            same_top1 as f64 >= 0.99 * n as f64,
-            "{ty}: top-1 {same_top1}/{n}"
+        println!(
+            "{ty}: top-1 differs at {} of {n} positions, mean |Δlogit| {mean_diff:.2e} \
+             (bound {mean_bound:.1e}), max {max_diff:.2e} (bound {max_bound:.1e})",
+            differ.len()
         );
+        if !differ.is_empty() || max_diff > *max_bound || mean_diff > *mean_bound {
+            failures.push(format!(
+                "{ty}: top-1 differs at positions {differ:?}, max |Δ| {max_diff:.2e} \
+                 (<= {max_bound:.1e}), mean |Δ| {mean_diff:.2e} (<= {mean_bound:.1e})"
+            ));
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
