@@ -190,6 +190,7 @@ impl MixState<'_> {
                 F::Q3_K_L => T::Q5_K,
                 F::Q4_K_M | F::Q5_K_M if use_more_bits(i, self.n_attn_v) => T::Q6_K,
                 F::Q4_K_S if i < 4 => T::Q5_K,
+                F::IQ4_NL | F::IQ4_XS if n_gqa >= 4 => T::Q5_K,
                 _ => base,
             };
             // LLaMA 2 70B (80 layers, GQA): attn_v is 8× smaller than attn_q; more bits are cheap.
@@ -211,6 +212,7 @@ impl MixState<'_> {
                 F::Q4_K_S if i < n / 8 => T::Q5_K,
                 F::Q4_0 if self.has_imatrix && i < n / 8 => T::Q4_1,
                 F::Q5_0 if self.has_imatrix && i < n / 8 => T::Q5_1,
+                F::IQ4_NL | F::IQ4_XS if !self.has_imatrix && i < n / 8 => T::Q5_K,
                 _ => base,
             };
         }
@@ -227,7 +229,9 @@ impl MixState<'_> {
 }
 
 /// llama-quantize's fallback for rows that are not a whole number of blocks: the nearest
-/// 32-element type, or F16 if even that does not fit.
+/// 32-element type, or F16 if even that does not fit. As in llama.cpp 0c1e570 (the version the
+/// tests pin): IQ4_XS falls back to IQ4_NL, Q2_K and Q3_K to Q4_0 (older llama.cpp sent those
+/// two to IQ4_NL as well).
 fn fallback(ty: GgmlType, row: usize) -> Option<(GgmlType, String)> {
     use GgmlType as T;
     if row.is_multiple_of(ty.block_size()) {
@@ -238,6 +242,7 @@ fn fallback(ty: GgmlType, row: usize) -> Option<(GgmlType, String)> {
         T::Q4_K => T::Q5_0,
         T::Q5_K => T::Q5_1,
         T::Q6_K => T::Q8_0,
+        T::IQ4_XS => T::IQ4_NL,
         _ => T::F16,
     };
     if !row.is_multiple_of(to.block_size()) {
@@ -347,6 +352,33 @@ mod tests {
         let t = types_of(&hp, &Policy::new(FileType::Q2_K));
         assert_eq!(ty(&t, "blk.1.ffn_down.weight"), GgmlType::Q4_0);
         assert_eq!(ty(&t, "blk.1.attn_v.weight"), GgmlType::Q3_K);
+    }
+
+    #[test]
+    fn iq4_rules_follow_gqa_imatrix_and_rows() {
+        // 16 layers, n_head 8 over n_head_kv 2 (GQA 4), ffn rows of 416: not whole 256-blocks.
+        let gqa4 = Hyperparams {
+            n_head_kv: 2,
+            ..hp(16, 416)
+        };
+        for ft in [FileType::IQ4_XS, FileType::IQ4_NL] {
+            let t = types_of(&gqa4, &Policy::new(ft));
+            assert_eq!(ty(&t, "output.weight"), GgmlType::Q6_K, "{ft}");
+            assert_eq!(ty(&t, "token_embd.weight"), ft.base(), "{ft}");
+            assert_eq!(ty(&t, "blk.5.attn_v.weight"), GgmlType::Q5_K, "{ft}");
+            assert_eq!(ty(&t, "blk.5.attn_q.weight"), ft.base(), "{ft}");
+            // The first n_layer/8 ffn_down get Q5_K, whose rows do not fit: Q5_1.
+            assert_eq!(ty(&t, "blk.1.ffn_down.weight"), GgmlType::Q5_1, "{ft}");
+            assert_eq!(ty(&t, "blk.2.ffn_down.weight"), GgmlType::IQ4_NL, "{ft}");
+            let with_imatrix = Policy {
+                has_imatrix: true,
+                ..Policy::new(ft)
+            };
+            let t = types_of(&gqa4, &with_imatrix);
+            assert_eq!(ty(&t, "blk.0.ffn_down.weight"), GgmlType::IQ4_NL, "{ft}");
+        }
+        let t = types_of(&hp(4, 512), &Policy::new(FileType::IQ4_XS));
+        assert_eq!(ty(&t, "blk.1.attn_v.weight"), GgmlType::IQ4_XS);
     }
 
     #[test]

@@ -5,7 +5,7 @@ tests/quant_parity.rs.
 
 Usage: llama_quantize.py IN.gguf OUT_DIR NTHREAD TYPE... [--dump DIR]
 
-TYPE is a file-type name (F16, BF16, Q4_0, ..., Q4_K_M, Q6_K). Each is written to
+TYPE is a file-type name (F16, BF16, Q4_0, ..., Q4_K_M, Q6_K, IQ4_NL, IQ4_XS). Each is written to
 OUT_DIR/TYPE.gguf. Prints one JSON object: {TYPE: {"rc": return code, "stderr_tail": str,
 "version", "alignment", "data_offset", "file_size", "tensors": [...], "kv": [...]}}, tensors
 and kv as gguf_dump.py dumps them (all but rc and stderr_tail are absent when llama.cpp refused
@@ -26,18 +26,18 @@ from gguf import GGUFReader
 import gguf_dump
 import llama_cpp_layout
 
-# llama.cpp's enum llama_ftype.
-FTYPES = {
-    "F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9,
-    "Q2_K": 10, "Q3_K_S": 11, "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15,
-    "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18, "BF16": 32,
-}
+
+def ftype(name):
+    """llama.cpp's enum llama_ftype value of a file-type name, from the bindings' constants."""
+    if name == "F32":
+        return llama_cpp.LLAMA_FTYPE_ALL_F32
+    return getattr(llama_cpp, "LLAMA_FTYPE_MOSTLY_" + name)
 
 
-def quantize(src, dst, ftype, nthread):
+def quantize(src, dst, file_type, nthread):
     """Run llama_model_quantize with llama.cpp's log (fd 2) captured; returns (rc, log tail)."""
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
+    params.ftype = file_type
     params.nthread = nthread
     sys.stderr.flush()
     saved = os.dup(2)
@@ -80,7 +80,7 @@ def main():
     result = {}
     for name in args[3:]:
         dst = os.path.join(out_dir, name + ".gguf")
-        rc, tail = quantize(src, dst, FTYPES[name], nthread)
+        rc, tail = quantize(src, dst, ftype(name), nthread)
         entry = {"rc": rc, "stderr_tail": tail}
         if rc == 0:
             entry.update(dump(dst))

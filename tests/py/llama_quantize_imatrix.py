@@ -24,7 +24,7 @@ from gguf import GGUFReader
 
 import llama_cpp_layout
 from imatrix_oracle import read_legacy_imatrix
-from llama_quantize import FTYPES, quantize
+from llama_quantize import ftype, quantize
 
 
 def main():
@@ -45,7 +45,7 @@ def main():
         for ty in sys.argv[4:]:
             dst = os.path.join(tmp, ty + ".gguf")
             params = llama_cpp.llama_model_quantize_default_params()
-            params.ftype = FTYPES[ty]
+            params.ftype = ftype(ty)
             params.nthread = 2
             params.imatrix = table
             rc, tail = quantize_with(params, src, dst)

@@ -121,3 +121,91 @@ pub fn corpus_split() -> Option<(String, String)> {
 pub fn heldout_text() -> Option<String> {
     corpus_split().map(|(_, heldout)| heldout)
 }
+
+/// The shape of a [`synthetic_model`].
+#[derive(Clone, Copy)]
+pub struct SyntheticShape {
+    pub embd: u64,
+    pub ff: u64,
+    pub vocab: u64,
+    pub layers: u64,
+    pub heads: u64,
+    pub kv_heads: u64,
+}
+
+/// An all-F32 llama GGUF `dir/synthetic.gguf` of `shape` with deterministic uniform weights in
+/// [-0.5, 0.5): for the type rules that depend on shapes the fixtures do not have (no
+/// tokenizer, so not runnable).
+pub fn synthetic_model(dir: &Path, shape: &SyntheticShape) -> PathBuf {
+    use llq_formats::gguf::{GgufWriter, TensorSpec, Value};
+    use llq_types::GgmlType;
+    let SyntheticShape {
+        embd,
+        ff,
+        vocab,
+        layers,
+        heads,
+        kv_heads,
+    } = *shape;
+    let kv_embd = embd / heads * kv_heads;
+    let u32v = |n: u64| Value::U32(n as u32);
+    let kv: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), Value::String("llama".into())),
+        ("llama.vocab_size".into(), u32v(vocab)),
+        ("llama.context_length".into(), u32v(128)),
+        ("llama.embedding_length".into(), u32v(embd)),
+        ("llama.block_count".into(), u32v(layers)),
+        ("llama.feed_forward_length".into(), u32v(ff)),
+        ("llama.attention.head_count".into(), u32v(heads)),
+        ("llama.attention.head_count_kv".into(), u32v(kv_heads)),
+        (
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            Value::F32(1e-5),
+        ),
+    ];
+    let mut specs = vec![
+        ("token_embd.weight".to_string(), vec![embd, vocab]),
+        ("output_norm.weight".to_string(), vec![embd]),
+        ("output.weight".to_string(), vec![embd, vocab]),
+    ];
+    for l in 0..layers {
+        for (suffix, dims) in [
+            ("attn_norm.weight", vec![embd]),
+            ("attn_q.weight", vec![embd, embd]),
+            ("attn_k.weight", vec![embd, kv_embd]),
+            ("attn_v.weight", vec![embd, kv_embd]),
+            ("attn_output.weight", vec![embd, embd]),
+            ("ffn_norm.weight", vec![embd]),
+            ("ffn_gate.weight", vec![embd, ff]),
+            ("ffn_up.weight", vec![embd, ff]),
+            ("ffn_down.weight", vec![ff, embd]),
+        ] {
+            specs.push((format!("blk.{l}.{suffix}"), dims));
+        }
+    }
+    let specs: Vec<TensorSpec> = specs
+        .into_iter()
+        .map(|(name, dims)| TensorSpec {
+            name,
+            dims,
+            ty: GgmlType::F32,
+        })
+        .collect();
+    let path = dir.join("synthetic.gguf");
+    let file = std::fs::File::create(&path).unwrap();
+    let mut w = GgufWriter::new(std::io::BufWriter::new(file), &kv, &specs).unwrap();
+    let mut x = 1u32;
+    for t in &specs {
+        let n: u64 = t.dims.iter().product();
+        let data: Vec<u8> = (0..n)
+            .flat_map(|_| {
+                x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+                ((x >> 8) as f32 / (1 << 24) as f32 - 0.5).to_le_bytes()
+            })
+            .collect();
+        w.write_tensor_data(&data).unwrap();
+    }
+    use std::io::Write;
+    w.finish().unwrap().flush().unwrap();
+    path
+}

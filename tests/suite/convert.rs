@@ -153,7 +153,7 @@ fn gguf_rs_reads_what_llq_writes() {
         assert_eq!(model.num_kv() as usize, ours.metadata.len(), "{ty}");
         assert_eq!(
             (model.data_offset(), model.alignment()),
-            (ours.data_offset, ours.alignment),
+            (ours.shards()[0].data_offset, ours.alignment),
             "{ty}"
         );
         for (key, value) in &ours.metadata {

@@ -1,7 +1,10 @@
 //! `--imatrix FILE`: the weighted rounding equals ggml's own quantizer given the same weights,
 //! and an imatrix that does not fit the model (or is not an imatrix) is refused before OUT exists.
 
-use crate::common::{fixture, llq, python, quantize_with_imatrix_like_llama_cpp, run_py, s};
+use crate::common::{
+    fixture, llq, python, quantize_with_imatrix_like_llama_cpp, run_py, s, synthetic_model,
+    SyntheticShape,
+};
 use llq_formats::gguf::GgufFile;
 use std::path::{Path, PathBuf};
 
@@ -125,77 +128,20 @@ fn weighted_rounding_equals_ggml() {
     }
 }
 
-/// An all-F32 8-layer llama GGUF with 32-column rows (enough layers for the ffn_down rules).
-fn eight_layer_model(dir: &Path) -> PathBuf {
-    use llq_formats::gguf::{GgufWriter, TensorSpec, Value};
-    use llq_types::GgmlType;
-    let (embd, ff, vocab, layers) = (32u64, 64u64, 64u64, 8);
-    let u32v = |n: u64| Value::U32(n as u32);
-    let kv: Vec<(String, Value)> = vec![
-        ("general.architecture".into(), Value::String("llama".into())),
-        ("llama.vocab_size".into(), u32v(vocab)),
-        ("llama.context_length".into(), u32v(128)),
-        ("llama.embedding_length".into(), u32v(embd)),
-        ("llama.block_count".into(), u32v(layers)),
-        ("llama.feed_forward_length".into(), u32v(ff)),
-        ("llama.attention.head_count".into(), u32v(4)),
-        ("llama.attention.head_count_kv".into(), u32v(4)),
-        (
-            "llama.attention.layer_norm_rms_epsilon".into(),
-            Value::F32(1e-5),
-        ),
-    ];
-    let mut specs = vec![
-        ("token_embd.weight".to_string(), vec![embd, vocab]),
-        ("output_norm.weight".to_string(), vec![embd]),
-        ("output.weight".to_string(), vec![embd, vocab]),
-    ];
-    for l in 0..layers {
-        for (suffix, dims) in [
-            ("attn_norm.weight", vec![embd]),
-            ("attn_q.weight", vec![embd, embd]),
-            ("attn_k.weight", vec![embd, embd]),
-            ("attn_v.weight", vec![embd, embd]),
-            ("attn_output.weight", vec![embd, embd]),
-            ("ffn_norm.weight", vec![embd]),
-            ("ffn_gate.weight", vec![embd, ff]),
-            ("ffn_up.weight", vec![embd, ff]),
-            ("ffn_down.weight", vec![ff, embd]),
-        ] {
-            specs.push((format!("blk.{l}.{suffix}"), dims));
-        }
-    }
-    let specs: Vec<TensorSpec> = specs
-        .into_iter()
-        .map(|(name, dims)| TensorSpec {
-            name,
-            dims,
-            ty: GgmlType::F32,
-        })
-        .collect();
-    let path = dir.join("eight.gguf");
-    let file = std::fs::File::create(&path).unwrap();
-    let mut w = GgufWriter::new(std::io::BufWriter::new(file), &kv, &specs).unwrap();
-    let mut x = 1u32;
-    for t in &specs {
-        let n: u64 = t.dims.iter().product();
-        let data: Vec<u8> = (0..n)
-            .flat_map(|_| {
-                x = x.wrapping_mul(1664525).wrapping_add(1013904223);
-                ((x >> 8) as f32 / (1 << 24) as f32 - 0.5).to_le_bytes()
-            })
-            .collect();
-        w.write_tensor_data(&data).unwrap();
-    }
-    use std::io::Write;
-    w.finish().unwrap().flush().unwrap();
-    path
-}
+/// 8 layers of 32-column rows: enough layers for the ffn_down rules.
+const EIGHT_LAYERS: SyntheticShape = SyntheticShape {
+    embd: 32,
+    ff: 64,
+    vocab: 64,
+    layers: 8,
+    heads: 4,
+    kv_heads: 4,
+};
 
 #[test]
 fn imatrix_changes_the_q4_0_mix_like_llama_quantize() {
     let dir = tempfile::tempdir().unwrap();
-    let model = eight_layer_model(dir.path());
+    let model = synthetic_model(dir.path(), &EIGHT_LAYERS);
     let dat = dir.path().join("imatrix.dat");
     write_dat(&dat, &entries_for(&model, ""), None);
     let ffn_down_types = |extra: &[&str], out: &str| {
@@ -347,9 +293,14 @@ fn equals_llama_model_quantize_with_the_same_imatrix() {
     for (i, (model, types)) in [
         (
             f32_model(dir.path()),
-            &["Q4_0", "Q4_K_M", "Q3_K_M", "Q6_K"][..],
+            &[
+                "Q4_0", "Q4_K_M", "Q3_K_M", "Q6_K", "Q2_K", "IQ4_XS", "IQ4_NL",
+            ][..],
         ),
-        (eight_layer_model(dir.path()), &["Q4_0", "Q5_0"][..]),
+        (
+            synthetic_model(dir.path(), &EIGHT_LAYERS),
+            &["Q4_0", "Q5_0", "IQ4_XS"][..],
+        ),
     ]
     .into_iter()
     .enumerate()

@@ -51,7 +51,7 @@ fn sizes_equal_the_files_convert_writes() {
     let kv = kv_bytes_from_config();
     for src in [fixture("hf"), fixture("meta"), f32.clone()] {
         let rows = plan_rows(s(&src), &[]);
-        assert_eq!(rows.len(), 17);
+        assert_eq!(rows.len(), llq_types::FileType::COUNT);
         let mut fits = [0, 0];
         for row in rows {
             let ty = row["file_type"].as_str().unwrap();

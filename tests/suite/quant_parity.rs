@@ -4,19 +4,23 @@
 //! and every file type loading and running in llama.cpp with logits within measured bounds of
 //! the F32 file's (which in turn match the fixture's transformers reference).
 
-use crate::common::{fixture, llq_ok, python, read_f32, run_py, s, shared};
+use crate::common::{
+    fixture, llq_ok, python, read_f32, run_py, s, shared, synthetic_model, SyntheticShape,
+};
 use llq_formats::gguf::GgufFile;
-use llq_types::GgmlType;
+use llq_types::{FileType, GgmlType};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Every file type `llq quantize` writes from an F32 input (F32 itself is not a requantization).
-const QUANTIZE_TYPES: [&str; 16] = [
-    "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L",
-    "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",
-];
+fn quantize_types() -> Vec<&'static str> {
+    FileType::all()
+        .filter(|&ft| ft != FileType::F32)
+        .map(FileType::name)
+        .collect()
+}
 
 const LEGACY_TYPES: [&str; 5] = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"];
 
@@ -55,34 +59,67 @@ fn tensors_by_name(dump: &Json) -> BTreeMap<String, &Json> {
 }
 
 /// Part 1: `llq quantize F32.gguf OUT TYPE` writes the same file as llama.cpp's
-/// `llama_model_quantize` on the same F32 GGUF, for every one of the 16 file types (none may be
-/// refused): GGUF version, alignment, header and file size, every metadata key, type and value,
-/// every tensor's name, type, shape and data bytes (tests/py/llama_cpp_layout.py). The files
-/// differ only in order, in two named ways that llama.cpp's writer imposes (checked against
-/// its rule, not ignored): llama.cpp sorts the tensors by layer, then name, and appends
+/// `llama_model_quantize` on the same F32 GGUF, for every file type (none may be refused): GGUF
+/// version, alignment, header and file size, every metadata key, type and value, every tensor's
+/// name, type, shape and data bytes (tests/py/llama_cpp_layout.py). The files differ only in
+/// order, in two named ways that llama.cpp's writer imposes (checked against its rule, not
+/// ignored): llama.cpp sorts the tensors by layer, then name, and appends
 /// general.quantization_version and general.file_type after the input's keys; llq keeps the
 /// source's tensor order and writes those two keys after general.name.
 #[test]
 fn quantize_equals_llama_quantize() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (ours_dir, theirs_dir) = (dir.path().join("llq"), dir.path().join("llama"));
-    std::fs::create_dir_all(&ours_dir).unwrap();
-    std::fs::create_dir_all(&theirs_dir).unwrap();
     let f32_path = dir.path().join("F32.gguf");
     convert("meta", &f32_path, "f32", &[]);
-    for ty in QUANTIZE_TYPES {
+    let failures = llama_quantize_differences(&python, &f32_path, &quantize_types(), dir.path());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Part 1 on a model with the shapes the fixture lacks: GQA 4 (the IQ4 types' attn_v rule), 8
+/// layers (the first-eighth ffn_down rules) and ffn rows of 416 (not whole 256-blocks: the
+/// fallbacks IQ4_XS → IQ4_NL, Q5_K → Q5_1, Q2_K / Q3_K → Q4_0 ...).
+#[test]
+fn type_rules_equal_llama_quantize_on_a_gqa_model() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let shape = SyntheticShape {
+        embd: 256,
+        ff: 416,
+        vocab: 64,
+        layers: 8,
+        heads: 8,
+        kv_heads: 2,
+    };
+    let model = synthetic_model(dir.path(), &shape);
+    let types = ["IQ4_XS", "IQ4_NL", "Q2_K", "Q3_K_M", "Q4_K_M", "Q4_0"];
+    let failures = llama_quantize_differences(&python, &model, &types, dir.path());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Quantize `f32_path` to each of `types` with llq and with llama.cpp (in folders under `dir`)
+/// and list every difference llama_quantize.py finds; prints each type's mix.
+fn llama_quantize_differences(
+    python: &Path,
+    f32_path: &Path,
+    types: &[&str],
+    dir: &Path,
+) -> Vec<String> {
+    let (ours_dir, theirs_dir) = (dir.join("llq"), dir.join("llama"));
+    std::fs::create_dir_all(&ours_dir).unwrap();
+    std::fs::create_dir_all(&theirs_dir).unwrap();
+    for ty in types {
         let out = ours_dir.join(format!("{ty}.gguf"));
-        llq_ok(&["quantize", s(&f32_path), s(&out), ty, "--quiet"]);
+        llq_ok(&["quantize", s(f32_path), s(&out), ty, "--quiet"]);
     }
-    let mut args = vec![s(&f32_path), s(&theirs_dir), "2"];
-    args.extend(QUANTIZE_TYPES);
+    let mut args = vec![s(f32_path), s(&theirs_dir), "2"];
+    args.extend(types);
     args.extend(["--dump", s(&ours_dir)]);
-    let report: Json = serde_json::from_str(&run_py(&python, "llama_quantize.py", &args)).unwrap();
+    let report: Json = serde_json::from_str(&run_py(python, "llama_quantize.py", &args)).unwrap();
 
     let mut failures = Vec::new();
     println!("type     tensors  llq types");
-    for ty in QUANTIZE_TYPES {
+    for ty in types {
         let entry = &report[ty];
         if entry["rc"].as_i64() != Some(0) {
             failures.push(format!(
@@ -108,7 +145,7 @@ fn quantize_equals_llama_quantize() {
             failures.push(format!("{ty}: no quantized tensor"));
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    failures
 }
 
 /// Part 2: With `--pure`, every 2-D tensor of a legacy-type file is exactly gguf-py's
@@ -149,7 +186,7 @@ fn pure_legacy_types_equal_gguf_py() {
 /// token differs. Each bound is twice the value measured (2026-12-03, llama.cpp 0c1e570 through
 /// llama-cpp-python 0.3.36; llama.cpp computes these, so llq's kernels do not change them) and
 /// at least one position for top-1; the measured values are beside each row.
-const LOGIT_BOUNDS: [(&str, f32, f32, usize); 16] = [
+const LOGIT_BOUNDS: [(&str, f32, f32, usize); 18] = [
     ("F16", 0.004, 0.0004, 1),   // measured 0.0020, 0.00019, 0
     ("BF16", 0.021, 0.0024, 1),  // measured 0.0103, 0.00119, 0
     ("Q8_0", 0.11, 0.011, 2),    // measured 0.0531, 0.00534, 1
@@ -162,6 +199,8 @@ const LOGIT_BOUNDS: [(&str, f32, f32, usize); 16] = [
     ("Q4_0", 0.68, 0.048, 8),    // measured 0.3357, 0.02384, 4
     ("Q4_K_M", 0.67, 0.048, 14), // measured 0.3336, 0.02385, 7
     ("Q4_K_S", 0.62, 0.049, 10), // measured 0.3072, 0.02441, 5
+    ("IQ4_NL", 0.56, 0.047, 6),  // measured 0.2789, 0.02313, 3
+    ("IQ4_XS", 0.46, 0.043, 14), // measured 0.2266, 0.02138, 7
     ("Q3_K_L", 1.11, 0.076, 18), // measured 0.5534, 0.03752, 9
     ("Q3_K_M", 1.14, 0.076, 20), // measured 0.5695, 0.03771, 10
     ("Q3_K_S", 1.21, 0.079, 24), // measured 0.6041, 0.03918, 12
@@ -188,6 +227,11 @@ fn argmax(row: &[f32]) -> usize {
 /// the fixture's transformers reference.
 #[test]
 fn every_type_runs_in_llama_cpp() {
+    let mut bounded: Vec<&str> = LOGIT_BOUNDS.iter().map(|b| b.0).collect();
+    let mut all = quantize_types();
+    bounded.sort();
+    all.sort();
+    assert_eq!(bounded, all, "LOGIT_BOUNDS lists every file type");
     let Some(python) = python() else { return };
     let Some(shared) = shared() else { return };
     let dir = tempfile::tempdir().unwrap();

@@ -62,10 +62,12 @@ pub struct FitOptions {
 }
 
 /// The types every weight may get, where its rows fit the blocks.
-const CANDIDATES: [GgmlType; 11] = [
+const CANDIDATES: [GgmlType; 13] = [
     GgmlType::Q2_K,
     GgmlType::Q3_K,
+    GgmlType::IQ4_XS,
     GgmlType::Q4_0,
+    GgmlType::IQ4_NL,
     GgmlType::Q4_1,
     GgmlType::Q4_K,
     GgmlType::Q5_0,
