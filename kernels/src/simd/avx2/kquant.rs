@@ -1,9 +1,10 @@
-//! The K-quants: one 256-element super-block against one Q8_K block per step, the sub-block
+//! The K-quants and IQ4_XS: one 256-element super-block against one Q8_K block per step, the sub-block
 //! scales applied with `madd` in the integer lanes, the mins (or the levels' offset) through the
 //! activations' stored 16-element sums.
 
+use super::legacy::{iq4_values, mul_i8_pairs};
 use super::{fma_block, h, hsum_epi32, hsum_epi32_128, hsum_ps, ld128, ld256, ld64};
-use crate::blocks::{f32_at, q2_k, q3_k, q4_k, q5_k, q6_k, q8_k, sub32};
+use crate::blocks::{f32_at, iq4_xs, q2_k, q3_k, q4_k, q5_k, q6_k, q8_k, sub32};
 use crate::dot::DotFn;
 use llq_types::GgmlType::{self, *};
 use std::arch::x86_64::*;
@@ -15,6 +16,7 @@ pub(super) const KERNELS: &[(GgmlType, DotFn)] = &[
     (Q4_K, q4_k),
     (Q5_K, q5_k),
     (Q6_K, q6_k),
+    (IQ4_XS, iq4_xs),
 ];
 
 /// The two-accumulator loop over a row of super-blocks: `$blk(x, y, &mut acc, &mut extra)`
@@ -251,8 +253,28 @@ fn q6_k_row(w: &[u8], a: &[u8]) -> f32 {
     row_loop!(w, a, Q6_K, blk_q6_k)
 }
 
+/// IQ4_XS: each group's value·y pair sums times its sub-scale (`madd`), in integers as the
+/// scalar reference sums them (|ls| ≤ 32: every i32 lane stays far from overflow).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn blk_iq4_xs(x: &[u8], y: &[u8], acc: &mut __m256, _: &mut f32) {
+    let mut sums = _mm256_setzero_si256();
+    for g in 0..8 {
+        let q = iq4_values(&x[iq4_xs::QS + 16 * g..]);
+        let p = mul_i8_pairs(q, ld256(&y[q8_k::QS + 32 * g..]));
+        let ls = _mm256_set1_epi16(iq4_xs::sub_scale(x, g) as i16);
+        sums = _mm256_add_epi32(sums, _mm256_madd_epi16(p, ls));
+    }
+    fma_block(acc, h(x, iq4_xs::D) * f32_at(y, q8_k::D), sums);
+}
+#[target_feature(enable = "avx2,fma,f16c")]
+fn iq4_xs_row(w: &[u8], a: &[u8]) -> f32 {
+    row_loop!(w, a, IQ4_XS, blk_iq4_xs)
+}
+
 entry!(q2_k, q2_k_row, Q2_K);
 entry!(q3_k, q3_k_row, Q3_K);
 entry!(q4_k, q4_k_row, Q4_K);
 entry!(q5_k, q5_k_row, Q5_K);
 entry!(q6_k, q6_k_row, Q6_K);
+entry!(iq4_xs, iq4_xs_row, IQ4_XS);

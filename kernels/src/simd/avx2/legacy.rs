@@ -1,8 +1,8 @@
-//! The legacy types: one 32-element block per 256-bit vector (Q4_0: two blocks, split into
-//! their low and high nibbles).
+//! The legacy types and IQ4_NL: one 32-element block per 256-bit vector (Q4_0: two blocks,
+//! split into their low and high nibbles); IQ4's nibbles become table values by `pshufb`.
 
 use super::{fma_block, h, h4, hsum128, hsum_ps, ld128, ld256};
-use crate::blocks::{q4_0, q4_1, q5_0, q5_1, q8_0, q8_1};
+use crate::blocks::{iq4, iq4_nl, q4_0, q4_1, q5_0, q5_1, q8_0, q8_1};
 use crate::dot::DotFn;
 use llq_types::GgmlType::{self, *};
 use std::arch::x86_64::*;
@@ -14,16 +14,22 @@ pub(super) const KERNELS: &[(GgmlType, DotFn)] = &[
     (Q5_0, q5_0),
     (Q5_1, q5_1),
     (Q8_0, q8_0),
+    (IQ4_NL, iq4_nl),
 ];
 
+/// x·y of signed bytes, adjacent pairs summed into sixteen i16 lanes (|x·y| ≤ 127·127 each,
+/// so a pair never saturates). `y` must not hold −128 (activation quantizers never produce it).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn mul_i8_pairs(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+}
+
 /// Σ x·y of signed bytes in eight i32 lanes (pairs of adjacent products summed twice).
-/// `y` must not hold −128 (activation quantizers never produce it).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn mul_sum_i8(x: __m256i, y: __m256i) -> __m256i {
-    let ax = _mm256_sign_epi8(x, x);
-    let sy = _mm256_sign_epi8(y, x);
-    _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
+    _mm256_madd_epi16(mul_i8_pairs(x, y), _mm256_set1_epi16(1))
 }
 
 /// Σ x·y of unsigned `x` and signed `y` bytes in eight i32 lanes.
@@ -84,6 +90,30 @@ fn isums_q5_0(x: &[u8], y: &[u8]) -> __m256i {
     let high = _mm256_andnot_si256(bits_to_bytes(&x[q5_0::QH..]), _mm256_set1_epi8(-16));
     let q = _mm256_or_si256(nibbles(&x[q5_0::QS..]), high);
     mul_sum_i8(q, ld256(q8_0::qs(y)))
+}
+
+/// The IQ4 table in both lanes, for `pshufb` lookups by nibble.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn iq4_table() -> __m256i {
+    let k = iq4::KVALUES;
+    _mm256_broadcastsi128_si256(_mm_setr_epi8(
+        k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10], k[11], k[12], k[13],
+        k[14], k[15],
+    ))
+}
+
+/// The 32 table values of an IQ4 group's 16 nibble bytes, in element order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn iq4_values(qs: &[u8]) -> __m256i {
+    _mm256_shuffle_epi8(iq4_table(), nibbles(qs))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn isums_iq4_nl(x: &[u8], y: &[u8]) -> __m256i {
+    mul_sum_i8(iq4_values(&x[iq4_nl::QS..]), ld256(q8_0::qs(y)))
 }
 
 #[inline]
@@ -201,6 +231,17 @@ fn q8_0_row(w: &[u8], a: &[u8]) -> f32 {
     quad_loop!(w, a, (Q8_0, q8_0::D), (Q8_0, q8_0::D), isums_q8_0, None)
 }
 #[target_feature(enable = "avx2,fma,f16c")]
+fn iq4_nl_row(w: &[u8], a: &[u8]) -> f32 {
+    quad_loop!(
+        w,
+        a,
+        (IQ4_NL, iq4_nl::D),
+        (Q8_0, q8_0::D),
+        isums_iq4_nl,
+        None
+    )
+}
+#[target_feature(enable = "avx2,fma,f16c")]
 fn q4_1_row(w: &[u8], a: &[u8]) -> f32 {
     quad_loop!(
         w,
@@ -226,5 +267,6 @@ fn q5_1_row(w: &[u8], a: &[u8]) -> f32 {
 entry!(q4_0, q4_0_row, Q4_0);
 entry!(q5_0, q5_0_row, Q5_0);
 entry!(q8_0, q8_0_row, Q8_0);
+entry!(iq4_nl, iq4_nl_row, IQ4_NL);
 entry!(q4_1, q4_1_row, Q4_1);
 entry!(q5_1, q5_1_row, Q5_1);
