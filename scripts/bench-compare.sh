@@ -18,10 +18,11 @@
 # threads make its wall time swing several-fold, and CPU time tells load from work.
 # Raw rows go to $BENCH_DIR/compare.tsv; logs and JSON stay in $BENCH_DIR.
 #
-# It builds nothing: llama-perplexity must already exist. To build it beside the project
-# (llama.cpp's source as vendored in the llama-cpp-python 0.3.36 sdist; never committed):
-#   pip download --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d /tmp/lcpp
-#   mkdir -p bench-data/llama.cpp-src && tar -xzf /tmp/lcpp/llama_cpp_python-0.3.36.tar.gz \
+# It builds nothing: llama-perplexity must already exist. To build it under bench-data/
+# (llama.cpp's source as vendored in the llama-cpp-python 0.3.36 sdist; never committed), from
+# the repo root; the sdist goes where bench-convert.sh looks for it (its LCP_SDIST default):
+#   pip download --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d bench-data/lcp-sdist
+#   mkdir -p bench-data/llama.cpp-src && tar -xzf bench-data/lcp-sdist/llama_cpp_python-0.3.36.tar.gz \
 #     -C bench-data/llama.cpp-src --strip-components=3 llama_cpp_python-0.3.36/vendor/llama.cpp
 #   cd bench-data/llama.cpp-src && cmake -S . -B build -DLLAMA_CURL=OFF -DGGML_NATIVE=ON \
 #     -DCMAKE_BUILD_TYPE=Release && cmake --build build --target llama-perplexity -j2
