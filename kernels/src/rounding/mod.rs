@@ -6,6 +6,7 @@
 //! [`kquant`] the searches of the K-quants, [`unbiased`] the `--quant-mode unbiased` rescaling.
 
 pub(crate) mod kquant;
+pub(crate) mod lanes;
 pub(crate) mod legacy;
 pub(crate) mod unbiased;
 
