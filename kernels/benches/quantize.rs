@@ -8,8 +8,10 @@
 //! dequantize, so both columns count the same elements and compare directly.
 //!
 //! Environment: `LLQ_BENCH_MB` (f32 megabytes of input, default 64), `LLQ_BENCH_REPS`
-//! (timed passes, default 2), `LLQ_BENCH_THREADS` (comma list, default `1,2`). A trailing
-//! argument that is not a flag filters types by name (`cargo bench ... -- q4`).
+//! (timed passes, default 2), `LLQ_BENCH_THREADS` (comma list, default `1,2`),
+//! `LLQ_BENCH_IMPORTANCE=1` (quantize with a per-column importance vector, as with an imatrix:
+//! the K-quants then run their other searches). A trailing argument that is not a flag filters
+//! types by name (`cargo bench ... -- q4`).
 
 use llq_types::GgmlType;
 use rayon::prelude::*;
@@ -78,10 +80,14 @@ fn main() {
     let rows = (mb * 1_000_000 / 4 / COLS).max(1);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let src: Vec<f32> = (0..rows * COLS).map(|_| rng.weight()).collect();
+    // One importance per column, shared by every row, as an imatrix gives.
+    let importance: Option<Vec<f32>> = (env_usize("LLQ_BENCH_IMPORTANCE", 0) != 0)
+        .then(|| (0..COLS).map(|_| 0.1 + rng.uniform()).collect());
     let f32_mb = (src.len() * 4) as f64 / 1e6;
     println!(
         "llq-kernels quantize bench: {rows} rows x {COLS} cols = {f32_mb:.1} MB f32, best of {reps}, \
-         MB/s of f32 data"
+         MB/s of f32 data, importance {}",
+        if importance.is_some() { "on" } else { "off" }
     );
     println!(
         "{:<6} {:>7} {:>8} {:>12} {:>12}",
@@ -108,7 +114,9 @@ fn main() {
                     packed
                         .par_chunks_mut(row_bytes)
                         .zip(src.par_chunks(COLS))
-                        .for_each(|(dst, s)| llq_kernels::quantize_row(ty, s, dst, None));
+                        .for_each(|(dst, s)| {
+                            llq_kernels::quantize_row(ty, s, dst, importance.as_deref())
+                        });
                     black_box(&packed);
                 })
             });

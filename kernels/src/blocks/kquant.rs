@@ -7,15 +7,140 @@
 //! `quantize_row_qX_K_ref` (what llama-quantize runs without an imatrix), with them
 //! `quantize_row_qX_K_impl`. The final levels are recomputed from the scales as stored (after
 //! the fp16 and 6-bit rounding), never from the unrounded search results.
+//!
+//! Each encoder is a search per sub-block ([`Found`]) and a `write` per block. The searches run
+//! on lanes ([`crate::rounding::lanes`]), one sub-block per lane, [`encode_lanes`] batching as
+//! many blocks as fill the lanes, or one sub-block at a time in [`encode_reference`].
 
-use super::{f16_at, f32_at, q8_k};
+use super::{f16_at, f32_at, q8_k, quantize_blocks, BlockType};
 use crate::dot::check;
+use crate::rounding::{lanes, sum_squares};
 use llq_types::{GgmlType, QK_K};
 
 /// One super-block of input.
 pub(super) type SuperBlock = [f32; QK_K];
 /// Quantized levels of one super-block, unsigned (any zero point already added).
 pub(super) type Levels = [u8; QK_K];
+
+/// Most sub-blocks in a block (16 of 16 elements; Q4_K and Q5_K have 8 of 32).
+pub(super) const MAX_SUBS: usize = 16;
+
+/// What the sub-block searches of one block found, for each sub-block: scales and mins as the
+/// searches left them (mins stay 0 for the symmetric types), the sums of the importance weights
+/// (0 without importance), and levels.
+pub(super) struct Found {
+    pub scales: [f32; MAX_SUBS],
+    pub mins: [f32; MAX_SUBS],
+    pub sw: [f32; MAX_SUBS],
+    pub levels: Levels,
+}
+
+impl Found {
+    pub fn new() -> Self {
+        Found {
+            scales: [0.0; MAX_SUBS],
+            mins: [0.0; MAX_SUBS],
+            sw: [0.0; MAX_SUBS],
+            levels: [0; QK_K],
+        }
+    }
+
+    /// Fill the first `blocks` of `found` from lane results: lane `S·b + j` holds sub-block `j`
+    /// of block `b`, with `S = 256 / N` sub-blocks of `N` per block.
+    #[inline(always)]
+    pub fn from_lanes<const L: usize, const N: usize>(
+        found: &mut [Self],
+        blocks: usize,
+        (scales, mins, sw): (&[f32; L], &[f32; L], &[f32; L]),
+        levels: &[[u8; L]; N],
+    ) {
+        let subs = QK_K / N;
+        for (b, f) in found.iter_mut().enumerate().take(blocks) {
+            let lanes = subs * b..subs * b + subs;
+            f.scales[..subs].copy_from_slice(&scales[lanes.clone()]);
+            f.mins[..subs].copy_from_slice(&mins[lanes.clone()]);
+            f.sw[..subs].copy_from_slice(&sw[lanes]);
+            lanes::scatter(levels, subs * b, &mut f.levels);
+        }
+    }
+}
+
+/// A K-quant encoder as a search per sub-block and a write per block.
+pub(super) trait KQuant: BlockType {
+    /// Sub-blocks per block.
+    const SUBS: usize;
+    /// The scalar searches of a block's sub-blocks.
+    fn search(x: &SuperBlock, importance: Option<&SuperBlock>) -> Found;
+    /// [`Self::search`] of each block of `x` (at most `L / SUBS`, at least one) into `found`,
+    /// one sub-block per lane. Must be `#[inline(always)]` (see [`lanes::LaneEncoder`]).
+    fn search_lanes<const L: usize>(x: &[f32], importance: Option<&[f32]>, found: &mut [Found]);
+    /// Write a block from what its searches found.
+    fn write(x: &SuperBlock, importance: Option<&SuperBlock>, found: &Found, out: &mut [u8]);
+}
+
+/// Encode a row block by block with the scalar searches.
+pub(super) fn encode_reference<K: KQuant>(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
+    quantize_blocks(K::TYPE, src, dst, importance, |x, w, out| {
+        K::write(x, w, &K::search(x, w), out)
+    })
+}
+
+/// Encode a row with `L`-lane searches, in batches of the `L / SUBS` blocks (at least one; the
+/// last batch may be shorter) whose sub-blocks fill the lanes.
+#[inline(always)]
+pub(super) fn encode_lanes<const L: usize, K: KQuant>(
+    src: &[f32],
+    dst: &mut [u8],
+    importance: Option<&[f32]>,
+) {
+    let ty = K::TYPE;
+    assert_eq!(ty.row_bytes(src.len()), Some(dst.len()), "{ty} row size");
+    if let Some(w) = importance {
+        assert_eq!(w.len(), src.len(), "{ty} importance length");
+    }
+    let per_batch = (L / K::SUBS).max(1);
+    let mut found: Vec<Found> = (0..per_batch).map(|_| Found::new()).collect();
+    let n = per_batch * QK_K;
+    let batches = src
+        .chunks(n)
+        .zip(dst.chunks_mut(per_batch * ty.type_size()));
+    for (i, (x, out)) in batches.enumerate() {
+        let w = importance.map(|w| &w[i * n..i * n + x.len()]);
+        K::search_lanes::<L>(x, w, &mut found);
+        let blocks = x
+            .chunks_exact(QK_K)
+            .zip(out.chunks_exact_mut(ty.type_size()))
+            .zip(&found)
+            .enumerate();
+        for (b, ((x, out), found)) in blocks {
+            let w = w.map(|w| w[b * QK_K..][..QK_K].try_into().expect("a block"));
+            K::write(x.try_into().expect("a block"), w, found, out);
+        }
+    }
+}
+
+impl<K: KQuant> lanes::LaneEncoder for K {
+    #[inline(always)]
+    fn encode<const L: usize>(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
+        encode_lanes::<L, K>(src, dst, importance)
+    }
+
+    fn reference(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
+        encode_reference::<K>(src, dst, importance)
+    }
+}
+
+/// Each lane's block's `factor · Σx² / 256` (the σ² of the importance weights), the lanes
+/// holding sub-blocks of `N` of the blocks of `x` (the padding lanes the last one's).
+#[inline(always)]
+pub(super) fn sigma2_lanes<const L: usize, const N: usize>(x: &[f32], factor: f32) -> [f32; L] {
+    let mut per_block = [0f32; L];
+    for (s, x) in per_block.iter_mut().zip(x.chunks_exact(QK_K)) {
+        *s = factor * sum_squares(x) / QK_K as f32;
+    }
+    let groups = x.len() / N;
+    lanes::each(|k| per_block[k.min(groups - 1) * N / QK_K])
+}
 
 /// Pack 2-bit levels as Q2_K and Q3_K store them: in each half of 128 elements, byte `l` holds
 /// elements `l`, `l+32`, `l+64`, `l+96` from the low bits up. Levels are below 4 by construction.

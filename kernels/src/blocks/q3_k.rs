@@ -3,10 +3,11 @@
 //! (fp16). Element `i` of sub-block `j` (16 elements each) is `d·(sc_j − 32)·(q − 4)`, `q` being
 //! the low part plus 4 when the high bit is set. Dotted with Q8_K activations.
 
-use super::kquant::{dot, pack_2bit, unpack_2bit, KSums, Levels, SuperBlock};
-use super::{dequantize_blocks, f16_at, q8_k, quantize_blocks, write_f16, BlockType};
+use super::kquant::{dot, pack_2bit, sigma2_lanes, unpack_2bit, Found, KQuant, KSums, SuperBlock};
+use super::{dequantize_blocks, f16_at, q8_k, write_f16, BlockType};
 use crate::dot::DotFn;
 use crate::rounding::kquant::{make_q3_quants, requantize_symmetric};
+use crate::rounding::lanes;
 use crate::rounding::{make_qx_quants, nearest_int, signed_absmax, sum, sum_squares};
 use llq_types::{GgmlType, QK_K};
 
@@ -28,36 +29,7 @@ impl BlockType for Q3_K {
     const DOT: Option<DotFn> = Some(vec_dot);
 
     fn quantize_row(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
-        quantize_blocks(Self::TYPE, src, dst, importance, |x, qw, out| {
-            let mut levels = [0u8; QK_K];
-            let packed = &mut out[SC..D];
-            packed.fill(0);
-            let d = match qw {
-                None => scales_plain(x, &mut levels, packed),
-                Some(qw) => scales_weighted(x, qw, &mut levels, packed),
-            };
-            write_f16(out, D, d);
-            let d = f16_at(out, D);
-            let scales = unpack_scales(&out[SC..D]);
-            let subs = x.chunks_exact(16).zip(levels.chunks_exact_mut(16));
-            for ((xs, lv), &sc) in subs.zip(&scales) {
-                let d = d * f32::from(sc);
-                // A zero scale keeps the search's levels, as in ggml.
-                if d == 0.0 {
-                    continue;
-                }
-                requantize_symmetric(xs, d, 4, lv);
-            }
-            let hmask = &mut out[HMASK..QS];
-            hmask.fill(0);
-            for (i, l) in levels.iter_mut().enumerate() {
-                if *l > 3 {
-                    hmask[i % 32] |= 1 << (i / 32);
-                    *l -= 4;
-                }
-            }
-            pack_2bit(&levels, &mut out[QS..SC]);
-        })
+        lanes::encode_row::<Self>(src, dst, importance)
     }
 
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
@@ -112,18 +84,112 @@ fn levels(b: &[u8], j: usize) -> [i8; 16] {
     out
 }
 
+impl KQuant for Q3_K {
+    const SUBS: usize = 16;
+
+    fn search(x: &SuperBlock, importance: Option<&SuperBlock>) -> Found {
+        search(x, importance)
+    }
+
+    #[inline(always)]
+    fn search_lanes<const L: usize>(x: &[f32], importance: Option<&[f32]>, found: &mut [Found]) {
+        search_lanes::<L>(x, importance, found)
+    }
+
+    fn write(x: &SuperBlock, importance: Option<&SuperBlock>, found: &Found, out: &mut [u8]) {
+        write(x, importance, found, out)
+    }
+}
+
+/// The scalar searches of a block's 16 sub-blocks: `make_q3_quants` (ggml's
+/// `quantize_row_q3_K_ref`), or with importance `make_qx_quants` weighted by
+/// importance·sqrt(2σ² + x²) (`quantize_row_q3_K_impl`).
+fn search(x: &SuperBlock, qw: Option<&SuperBlock>) -> Found {
+    let mut f = Found::new();
+    let subs = x.chunks_exact(16).zip(f.levels.chunks_exact_mut(16));
+    match qw {
+        None => {
+            for (j, (xs, lv)) in subs.enumerate() {
+                f.scales[j] = make_q3_quants(4, xs.try_into().unwrap(), lv.try_into().unwrap());
+            }
+        }
+        Some(qw) => {
+            let mut weights = [0f32; 16];
+            let sigma2 = 2.0 * sum_squares(x) / QK_K as f32;
+            for (j, ((xs, lv), qw)) in subs.zip(qw.chunks_exact(16)).enumerate() {
+                for ((w, &v), &q) in weights.iter_mut().zip(xs).zip(qw) {
+                    *w = q * (sigma2 + v * v).sqrt();
+                }
+                f.sw[j] = sum(&weights);
+                f.scales[j] = make_qx_quants(4, xs, Some(&weights), lv);
+            }
+        }
+    }
+    f
+}
+
+/// [`search`] of the blocks of `x` (at most `L / 16`, at least one), one sub-block per lane.
+#[inline(always)]
+fn search_lanes<const L: usize>(x: &[f32], qw: Option<&[f32]>, found: &mut [Found]) {
+    let xt: [[f32; L]; 16] = lanes::gather(x);
+    let mut levels = [[0u8; L]; 16];
+    let mut sw = [0f32; L];
+    let scales = match qw {
+        None => lanes::make_q3_quants(4, &xt, &mut levels),
+        Some(qw) => {
+            let qt: [[f32; L]; 16] = lanes::gather(qw);
+            let sigma2 = sigma2_lanes::<L, 16>(x, 2.0);
+            let mut w = [[0f32; L]; 16];
+            for ((w, xs), q) in w.iter_mut().zip(&xt).zip(&qt) {
+                for k in 0..L {
+                    w[k] = q[k] * (sigma2[k] + xs[k] * xs[k]).sqrt();
+                }
+            }
+            sw = lanes::sum(&w);
+            lanes::make_qx_quants(4, &xt, &w, &mut levels)
+        }
+    };
+    Found::from_lanes(found, x.len() / QK_K, (&scales, &[0.0; L], &sw), &levels);
+}
+
+/// Write a block from what the searches found: the 6-bit scales (relative to the one of
+/// largest magnitude without importance, fitted by weighted least squares with it), `d`, and
+/// the levels requantized against the scales as stored, split into high bits and 2-bit parts.
+fn write(x: &SuperBlock, qw: Option<&SuperBlock>, f: &Found, out: &mut [u8]) {
+    let packed = &mut out[SC..D];
+    packed.fill(0);
+    let d = match qw {
+        None => scales_plain(&f.scales, packed),
+        Some(_) => scales_weighted(&f.scales, &f.sw, packed),
+    };
+    write_f16(out, D, d);
+    let d = f16_at(out, D);
+    let scales = unpack_scales(&out[SC..D]);
+    let mut levels = f.levels;
+    let subs = x.chunks_exact(16).zip(levels.chunks_exact_mut(16));
+    for ((xs, lv), &sc) in subs.zip(&scales) {
+        let d = d * f32::from(sc);
+        // A zero scale keeps the search's levels, as in ggml.
+        if d == 0.0 {
+            continue;
+        }
+        requantize_symmetric(xs, d, 4, lv);
+    }
+    let hmask = &mut out[HMASK..QS];
+    hmask.fill(0);
+    for (i, l) in levels.iter_mut().enumerate() {
+        if *l > 3 {
+            hmask[i % 32] |= 1 << (i / 32);
+            *l -= 4;
+        }
+    }
+    pack_2bit(&levels, &mut out[QS..SC]);
+}
+
 /// ggml's `quantize_row_q3_K_ref`: each sub-block scale relative to the one of largest
 /// magnitude, which maps to −32.
-fn scales_plain(x: &SuperBlock, levels: &mut Levels, packed: &mut [u8]) -> f32 {
-    let mut scales = [0f32; 16];
-    for (j, (xs, lv)) in x
-        .chunks_exact(16)
-        .zip(levels.chunks_exact_mut(16))
-        .enumerate()
-    {
-        scales[j] = make_q3_quants(4, xs.try_into().unwrap(), lv.try_into().unwrap());
-    }
-    let (max_scale, _) = signed_absmax(&scales);
+fn scales_plain(scales: &[f32; 16], packed: &mut [u8]) -> f32 {
+    let (max_scale, _) = signed_absmax(scales);
     if max_scale == 0.0 {
         return 0.0;
     }
@@ -136,26 +202,10 @@ fn scales_plain(x: &SuperBlock, levels: &mut Levels, packed: &mut [u8]) -> f32 {
     1.0 / iscale
 }
 
-/// ggml's `quantize_row_q3_K_impl`: values weighted by importance·sqrt(2σ² + x²), the 6-bit
-/// scales fitted by weighted least squares.
-fn scales_weighted(x: &SuperBlock, qw: &SuperBlock, levels: &mut Levels, packed: &mut [u8]) -> f32 {
-    let mut scales = [0f32; 16];
-    let mut sw = [0f32; 16];
-    let mut weights = [0f32; 16];
-    let sigma2 = 2.0 * sum_squares(x) / QK_K as f32;
-    let subs = x
-        .chunks_exact(16)
-        .zip(levels.chunks_exact_mut(16))
-        .zip(qw.chunks_exact(16));
-    for (j, ((xs, lv), qw)) in subs.enumerate() {
-        for ((w, &v), &q) in weights.iter_mut().zip(xs).zip(qw) {
-            *w = q * (sigma2 + v * v).sqrt();
-        }
-        sw[j] = sum(&weights);
-        scales[j] = make_qx_quants(4, xs, Some(&weights), lv);
-    }
+/// ggml's `quantize_row_q3_K_impl`: the 6-bit scales fitted by weighted least squares.
+fn scales_weighted(scales: &[f32; 16], sw: &[f32; 16], packed: &mut [u8]) -> f32 {
     let mut ls = [0u8; 16];
-    let d = make_qx_quants(32, &scales, Some(&sw), &mut ls);
+    let d = make_qx_quants(32, scales, Some(sw), &mut ls);
     for (j, &l) in ls.iter().enumerate() {
         set_scale(packed, j, l);
     }

@@ -2,11 +2,12 @@
 //! and mins, then 128 bytes of 4-bit levels (see `sub32`). Element `i` of sub-block `j` (32
 //! elements each) is `d·sc_j·q − dmin·m_j`. Dotted with Q8_K activations.
 
-use super::kquant::{dot, KSums, SuperBlock};
+use super::kquant::{dot, Found, KQuant, KSums, SuperBlock};
 use super::sub32::{self, LevelsAt, Sub32, D, DMIN, HEAD};
-use super::{dequantize_blocks, quantize_blocks, BlockType};
+use super::{dequantize_blocks, BlockType};
 use crate::dot::DotFn;
 use crate::rounding::kquant::QkxParams;
+use crate::rounding::lanes;
 use llq_types::GgmlType;
 
 /// The 128 bytes of nibbles.
@@ -33,17 +34,30 @@ impl BlockType for Q4_K {
     const DOT: Option<DotFn> = Some(vec_dot);
 
     fn quantize_row(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
-        quantize_blocks(Self::TYPE, src, dst, importance, |x, w, out| {
-            let (head, qs) = out.split_at_mut(QS);
-            let levels = SUB32.quantize(x, w, head);
-            sub32::pack_levels(&levels, qs, None);
-        })
+        lanes::encode_row::<Self>(src, dst, importance)
     }
 
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
         dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut SuperBlock| {
             sub32::decode(b, y, LEVELS)
         })
+    }
+}
+
+impl KQuant for Q4_K {
+    const SUBS: usize = 8;
+
+    fn search(x: &SuperBlock, importance: Option<&SuperBlock>) -> Found {
+        SUB32.search(x, importance)
+    }
+
+    #[inline(always)]
+    fn search_lanes<const L: usize>(x: &[f32], importance: Option<&[f32]>, found: &mut [Found]) {
+        SUB32.search_lanes::<L>(x, importance, found)
+    }
+
+    fn write(x: &SuperBlock, importance: Option<&SuperBlock>, found: &Found, out: &mut [u8]) {
+        SUB32.write(x, found, importance.is_some(), out, LEVELS)
     }
 }
 

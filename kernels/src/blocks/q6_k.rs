@@ -6,10 +6,11 @@
 //! elements `l` (low nibble) and `l+64` (high), byte `l+32` holds `l+32` and `l+96`, and `qh[l]`
 //! their top two bits in that order.
 
-use super::kquant::{dot, KSums, Levels, SuperBlock};
-use super::{dequantize_blocks, f16_at, q8_k, quantize_blocks, write_f16, BlockType};
+use super::kquant::{dot, Found, KQuant, KSums, Levels, SuperBlock};
+use super::{dequantize_blocks, f16_at, q8_k, write_f16, BlockType};
 use crate::dot::DotFn;
 use crate::rounding::kquant::requantize_symmetric;
+use crate::rounding::lanes;
 use crate::rounding::{make_qx_quants, nearest_int, signed_absmax, GROUP_MAX_EPS};
 use llq_types::{GgmlType, QK_K};
 
@@ -33,47 +34,8 @@ impl BlockType for Q6_K {
     const USES_IMPORTANCE: bool = true;
     const DOT: Option<DotFn> = Some(vec_dot);
 
-    /// ggml's `quantize_row_q6_K_ref`, or `_impl` with importance, which only swaps the search's
-    /// default `x²` weights for the importance.
     fn quantize_row(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
-        quantize_blocks(
-            Self::TYPE,
-            src,
-            dst,
-            importance,
-            |x: &SuperBlock, qw, out| {
-                let mut levels = [0u8; QK_K];
-                let mut scales = [0f32; 16];
-                let subs = x.chunks_exact(16).zip(levels.chunks_exact_mut(16));
-                for (j, (xs, lv)) in subs.enumerate() {
-                    let w = qw.map(|qw| &qw[16 * j..16 * j + 16]);
-                    scales[j] = make_qx_quants(ZERO, xs, w, lv);
-                }
-                let (max_scale, max_abs_scale) = signed_absmax(&scales);
-                if max_abs_scale < GROUP_MAX_EPS {
-                    out.fill(0);
-                    return;
-                }
-                let iscale = -128.0 / max_scale;
-                write_f16(out, D, 1.0 / iscale);
-                let d = f16_at(out, D);
-                for (sc, &s) in out[SC..D].iter_mut().zip(&scales) {
-                    // Clamped above only, then narrowed to a signed byte, as ggml does.
-                    *sc = nearest_int(iscale * s).min(127) as i8 as u8;
-                }
-                let subs = x.chunks_exact(16).zip(levels.chunks_exact_mut(16));
-                for ((xs, lv), &sc) in subs.zip(&out[SC..D]) {
-                    let d = d * f32::from(sc as i8);
-                    // A zero scale keeps the search's levels, as in ggml.
-                    if d == 0.0 {
-                        continue;
-                    }
-                    requantize_symmetric(xs, d, ZERO, lv);
-                }
-                let (ql, rest) = out.split_at_mut(QH);
-                pack(&levels, ql, &mut rest[..SC - QH]);
-            },
-        )
+        lanes::encode_row::<Self>(src, dst, importance)
     }
 
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
@@ -91,6 +53,79 @@ impl BlockType for Q6_K {
             }
         })
     }
+}
+
+impl KQuant for Q6_K {
+    const SUBS: usize = 16;
+
+    fn search(x: &SuperBlock, importance: Option<&SuperBlock>) -> Found {
+        search(x, importance)
+    }
+
+    #[inline(always)]
+    fn search_lanes<const L: usize>(x: &[f32], importance: Option<&[f32]>, found: &mut [Found]) {
+        search_lanes::<L>(x, importance, found)
+    }
+
+    fn write(x: &SuperBlock, importance: Option<&SuperBlock>, found: &Found, out: &mut [u8]) {
+        write(x, importance, found, out)
+    }
+}
+
+/// The scalar searches of a block's 16 sub-blocks (ggml's `quantize_row_q6_K_ref`, or `_impl`
+/// with importance, which only swaps the search's default `x²` weights for the importance).
+fn search(x: &SuperBlock, qw: Option<&SuperBlock>) -> Found {
+    let mut f = Found::new();
+    let subs = x.chunks_exact(16).zip(f.levels.chunks_exact_mut(16));
+    for (j, (xs, lv)) in subs.enumerate() {
+        let w = qw.map(|qw| &qw[16 * j..16 * j + 16]);
+        f.scales[j] = make_qx_quants(ZERO, xs, w, lv);
+    }
+    f
+}
+
+/// [`search`] of the blocks of `x` (at most `L / 16`, at least one), one sub-block per lane.
+#[inline(always)]
+fn search_lanes<const L: usize>(x: &[f32], qw: Option<&[f32]>, found: &mut [Found]) {
+    let xt: [[f32; L]; 16] = lanes::gather(x);
+    let w: [[f32; L]; 16] = match qw {
+        Some(qw) => lanes::gather(qw),
+        None => xt.map(|row| row.map(|v| v * v)),
+    };
+    let mut levels = [[0u8; L]; 16];
+    let scales = lanes::make_qx_quants(ZERO, &xt, &w, &mut levels);
+    let zeros = [0.0; L];
+    Found::from_lanes(found, x.len() / QK_K, (&scales, &zeros, &zeros), &levels);
+}
+
+/// Write a block from what the searches found: the 8-bit scales relative to the one of largest
+/// magnitude (which maps to −128), `d`, and the levels requantized against the scales as
+/// stored.
+fn write(x: &SuperBlock, _: Option<&SuperBlock>, f: &Found, out: &mut [u8]) {
+    let (max_scale, max_abs_scale) = signed_absmax(&f.scales);
+    if max_abs_scale < GROUP_MAX_EPS {
+        out.fill(0);
+        return;
+    }
+    let iscale = -128.0 / max_scale;
+    write_f16(out, D, 1.0 / iscale);
+    let d = f16_at(out, D);
+    for (sc, &s) in out[SC..D].iter_mut().zip(&f.scales) {
+        // Clamped above only, then narrowed to a signed byte, as ggml does.
+        *sc = nearest_int(iscale * s).min(127) as i8 as u8;
+    }
+    let mut levels = f.levels;
+    let subs = x.chunks_exact(16).zip(levels.chunks_exact_mut(16));
+    for ((xs, lv), &sc) in subs.zip(&out[SC..D]) {
+        let d = d * f32::from(sc as i8);
+        // A zero scale keeps the search's levels, as in ggml.
+        if d == 0.0 {
+            continue;
+        }
+        requantize_symmetric(xs, d, ZERO, lv);
+    }
+    let (ql, rest) = out.split_at_mut(QH);
+    pack(&levels, ql, &mut rest[..SC - QH]);
 }
 
 /// Write levels (below 64) as `ql` and `qh` (see the module doc).

@@ -4,11 +4,12 @@
 //! hold two sub-blocks, the first in the low nibbles, the second in the high ones. The two types
 //! differ only in level range, the sweep of the search, and where their fifth bits are.
 
-use super::kquant::{Levels, SuperBlock};
+use super::kquant::{sigma2_lanes, Found, Levels, SuperBlock};
 use super::{f16_at, q8_k, write_f16};
 use crate::rounding::kquant::{
     make_qkx_quants, make_qp_quants, requantize_affine, QkxParams, IMATRIX_SEARCH,
 };
+use crate::rounding::lanes::{self, each};
 use crate::rounding::{nearest_int, sum, sum_squares};
 use llq_types::QK_K;
 
@@ -31,73 +32,126 @@ pub(super) struct Sub32 {
 }
 
 impl Sub32 {
-    /// Find scales and mins, write the 16 head bytes, and return the levels requantized against
-    /// the scales as stored.
-    pub(super) fn quantize(
-        &self,
-        x: &SuperBlock,
-        importance: Option<&SuperBlock>,
-        head: &mut [u8],
-    ) -> Levels {
-        let mut levels = [0u8; QK_K];
-        let mut scales = [0f32; 8];
-        let mut mins = [0f32; 8];
-        let mut ls = [0u8; 8];
-        let mut lm = [0u8; 8];
+    /// The scalar searches of one block's sub-blocks.
+    pub(super) fn search(&self, x: &SuperBlock, importance: Option<&SuperBlock>) -> Found {
+        let mut f = Found::new();
         let mut weights = [0f32; 32];
-        let subs = x.chunks_exact(32).zip(levels.chunks_exact_mut(32));
-        let (d, dmin) = match importance {
+        let subs = x.chunks_exact(32).zip(f.levels.chunks_exact_mut(32));
+        match importance {
             None => {
-                let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
                 for (j, (xs, lv)) in subs.enumerate() {
                     // Weigh each value by the sub-block's RMS plus its own magnitude.
                     let av_x = (sum_squares(xs) / 32.0).sqrt();
                     for (w, &v) in weights.iter_mut().zip(xs) {
                         *w = av_x + v.abs();
                     }
-                    (scales[j], mins[j]) =
+                    (f.scales[j], f.mins[j]) =
                         make_qkx_quants(self.nmax, xs, &weights, lv, &self.search);
-                    if scales[j] > max_scale {
-                        max_scale = scales[j];
-                    }
-                    if mins[j] > max_min {
-                        max_min = mins[j];
-                    }
                 }
-                let inv_scale = if max_scale > 0.0 {
-                    63.0 / max_scale
-                } else {
-                    0.0
-                };
-                let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
-                for j in 0..8 {
-                    // ggml stores the rounded value in a byte (wrapping) before clamping.
-                    ls[j] = (nearest_int(inv_scale * scales[j]) as u8).min(63);
-                    lm[j] = (nearest_int(inv_min * mins[j]) as u8).min(63);
-                }
-                (max_scale / 63.0, max_min / 63.0)
             }
             Some(qw) => {
                 let sigma2 = 2.0 * sum_squares(x) / QK_K as f32;
-                let mut sw = [0f32; 8];
                 for (j, ((xs, lv), qw)) in subs.zip(qw.chunks_exact(32)).enumerate() {
                     for ((w, &v), &q) in weights.iter_mut().zip(xs).zip(qw) {
                         *w = q * (sigma2 + v * v).sqrt();
                     }
-                    sw[j] = sum(&weights);
-                    (scales[j], mins[j]) =
+                    f.sw[j] = sum(&weights);
+                    (f.scales[j], f.mins[j]) =
                         make_qkx_quants(self.nmax, xs, &weights, lv, &IMATRIX_SEARCH);
                 }
-                let d = make_qp_quants(63, &scales, &mut ls, &sw);
-                let dmin = make_qp_quants(63, &mins, &mut lm, &sw);
-                if self.clamp_imatrix_scales {
-                    for l in ls.iter_mut().chain(lm.iter_mut()) {
-                        *l = (*l).min(63);
+            }
+        }
+        f
+    }
+
+    /// [`Self::search`] of the blocks of `x` (at most `L / 8`, at least one), on lanes: one
+    /// sub-block per lane.
+    #[inline(always)]
+    pub(super) fn search_lanes<const L: usize>(
+        &self,
+        x: &[f32],
+        importance: Option<&[f32]>,
+        found: &mut [Found],
+    ) {
+        let xt: [[f32; L]; 32] = lanes::gather(x);
+        let mut w = [[0f32; L]; 32];
+        let mut levels = [[0u8; L]; 32];
+        let mut sw = [0f32; L];
+        let (scales, mins) = match importance {
+            None => {
+                let ss = lanes::sum_squares(&xt);
+                let av_x: [f32; L] = each(|k| (ss[k] / 32.0).sqrt());
+                for (w, xs) in w.iter_mut().zip(&xt) {
+                    for k in 0..L {
+                        w[k] = av_x[k] + xs[k].abs();
                     }
                 }
-                (d, dmin)
+                lanes::make_qkx_quants(self.nmax, &xt, &w, &mut levels, &self.search)
+            }
+            Some(qw) => {
+                let qt: [[f32; L]; 32] = lanes::gather(qw);
+                let sigma2 = sigma2_lanes::<L, 32>(x, 2.0);
+                for ((w, xs), q) in w.iter_mut().zip(&xt).zip(&qt) {
+                    for k in 0..L {
+                        w[k] = q[k] * (sigma2[k] + xs[k] * xs[k]).sqrt();
+                    }
+                }
+                sw = lanes::sum(&w);
+                lanes::make_qkx_quants(self.nmax, &xt, &w, &mut levels, &IMATRIX_SEARCH)
             }
         };
+        Found::from_lanes(found, x.len() / QK_K, (&scales, &mins, &sw), &levels);
+    }
+
+    /// Quantize the found scales and mins, write the block: `d`, `dmin`, the packed scales and
+    /// the levels requantized against the scales as stored.
+    pub(super) fn write(
+        &self,
+        x: &SuperBlock,
+        f: &Found,
+        weighted: bool,
+        out: &mut [u8],
+        at: LevelsAt,
+    ) {
+        let mut levels = f.levels;
+        let scales: &[f32; 8] = f.scales[..8].try_into().expect("8 sub-blocks");
+        let mins: &[f32; 8] = f.mins[..8].try_into().expect("8 sub-blocks");
+        let sw: &[f32; 8] = f.sw[..8].try_into().expect("8 sub-blocks");
+        let mut ls = [0u8; 8];
+        let mut lm = [0u8; 8];
+        let (d, dmin) = if !weighted {
+            let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+            for (&s, &m) in scales.iter().zip(mins) {
+                if s > max_scale {
+                    max_scale = s;
+                }
+                if m > max_min {
+                    max_min = m;
+                }
+            }
+            let inv_scale = if max_scale > 0.0 {
+                63.0 / max_scale
+            } else {
+                0.0
+            };
+            let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+            for j in 0..8 {
+                // ggml stores the rounded value in a byte (wrapping) before clamping.
+                ls[j] = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+                lm[j] = (nearest_int(inv_min * mins[j]) as u8).min(63);
+            }
+            (max_scale / 63.0, max_min / 63.0)
+        } else {
+            let d = make_qp_quants(63, scales, &mut ls, sw);
+            let dmin = make_qp_quants(63, mins, &mut lm, sw);
+            if self.clamp_imatrix_scales {
+                for l in ls.iter_mut().chain(lm.iter_mut()) {
+                    *l = (*l).min(63);
+                }
+            }
+            (d, dmin)
+        };
+        let head = &mut out[..HEAD];
         pack_scale_min(&ls, &lm, &mut head[SC..HEAD]);
         write_f16(head, D, d);
         write_f16(head, DMIN, dmin);
@@ -112,7 +166,8 @@ impl Sub32 {
             }
             requantize_affine(xs, d, dmin * m as f32, self.nmax, lv);
         }
-        levels
+        let (rest, qs) = out.split_at_mut(at.qs);
+        pack_levels(&levels, qs, at.qh.map(|qh| &mut rest[qh..qh + 32]));
     }
 }
 
@@ -148,7 +203,7 @@ pub(crate) fn unpack_scale_min(q: &[u8]) -> ([u8; 8], [u8; 8]) {
 
 /// Write the levels (below 32) as nibbles into `qs` and, for Q5_K, their fifth bits into `qh`:
 /// that of element `i` of sub-block `j` is bit `j` of `qh[i]`.
-pub(super) fn pack_levels(levels: &Levels, qs: &mut [u8], mut qh: Option<&mut [u8]>) {
+fn pack_levels(levels: &Levels, qs: &mut [u8], mut qh: Option<&mut [u8]>) {
     if let Some(qh) = qh.as_deref_mut() {
         qh.fill(0);
     }

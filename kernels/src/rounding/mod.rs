@@ -8,6 +8,7 @@
 
 pub(crate) mod iq4;
 pub(crate) mod kquant;
+pub(crate) mod lanes;
 pub(crate) mod legacy;
 pub(crate) mod unbiased;
 
