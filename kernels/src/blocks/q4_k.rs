@@ -4,7 +4,7 @@
 
 use super::kquant::{dot, KSums, SuperBlock};
 use super::sub32::{self, LevelsAt, Sub32, D, DMIN, HEAD};
-use super::{dequantize_blocks, quantize_blocks, BlockType};
+use super::{dequantize_blocks, quantize_blocks, BlockType, Codes};
 use crate::dot::DotFn;
 use crate::rounding::kquant::QkxParams;
 use llq_types::GgmlType;
@@ -40,11 +40,22 @@ impl BlockType for Q4_K {
         })
     }
 
+    const CODES: Option<Codes> = Some(Codes {
+        max: SUB32.nmax as u8,
+        map: sub32::code_map,
+        write: write_codes,
+    });
+
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
         dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut SuperBlock| {
             sub32::decode(b, y, LEVELS)
         })
     }
+}
+
+fn write_codes(codes: &[u8], out: &mut [u8]) {
+    let codes = codes.try_into().expect("a block of codes");
+    sub32::pack_levels(codes, &mut out[QS..], None);
 }
 
 /// Where the levels are.

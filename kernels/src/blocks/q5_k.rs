@@ -3,9 +3,9 @@
 //! `sub32`). Element `i` of sub-block `j` (32 elements each) is `d·sc_j·q − dmin·m_j`. Dotted
 //! with Q8_K activations.
 
-use super::kquant::{dot, KSums, SuperBlock};
+use super::kquant::{dot, KSums, Levels, SuperBlock};
 use super::sub32::{self, LevelsAt, Sub32, D, DMIN, HEAD};
-use super::{dequantize_blocks, quantize_blocks, BlockType};
+use super::{dequantize_blocks, quantize_blocks, BlockType, Codes};
 use crate::dot::DotFn;
 use crate::rounding::kquant::QkxParams;
 use llq_types::GgmlType;
@@ -37,18 +37,31 @@ impl BlockType for Q5_K {
 
     fn quantize_row(src: &[f32], dst: &mut [u8], importance: Option<&[f32]>) {
         quantize_blocks(Self::TYPE, src, dst, importance, |x, w, out| {
-            let (head, rest) = out.split_at_mut(QH);
-            let (qh, qs) = rest.split_at_mut(QS - QH);
-            let levels = SUB32.quantize(x, w, head);
-            sub32::pack_levels(&levels, qs, Some(qh));
+            let levels = SUB32.quantize(x, w, &mut out[..QH]);
+            write_levels(&levels, out);
         })
     }
+
+    const CODES: Option<Codes> = Some(Codes {
+        max: SUB32.nmax as u8,
+        map: sub32::code_map,
+        write: write_codes,
+    });
 
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
         dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut SuperBlock| {
             sub32::decode(b, y, LEVELS)
         })
     }
+}
+
+fn write_levels(levels: &Levels, out: &mut [u8]) {
+    let (qh, qs) = out[QH..].split_at_mut(QS - QH);
+    sub32::pack_levels(levels, qs, Some(qh));
+}
+
+fn write_codes(codes: &[u8], out: &mut [u8]) {
+    write_levels(codes.try_into().expect("a block of codes"), out)
 }
 
 /// Where the levels are.
