@@ -30,6 +30,9 @@
 //!   to the batch's own columns; the columns after the batch get the whole batch's errors at once,
 //!   `W[:, i2..] −= E · U[i1..i2, i2..]`, one matrix product through [`matmul`]. That product is
 //!   where the time goes: about rows·cols²/2 multiply-adds per matrix.
+//! - **One factorization per input.** U depends only on H: [`Hessian::new`] computes it once
+//!   for all the matrices that read the same input (q, k and v; gate and up), and
+//!   [`quantize_with`] quantizes each of them. [`quantize_matrix`] does both.
 //! - **Rows are independent** once U is known: the in-batch loop runs over fixed chunks of rows
 //!   in parallel, and each output element of the product is one dot product, so the bytes are
 //!   the same for any number of threads.
@@ -113,7 +116,8 @@ const GEMM_ROWS: usize = 512;
 /// Hessian `h` of its inputs (`cols × cols`, H = Σ x·xᵀ, symmetric positive semi-definite, any
 /// scale). `importance` (one per column, an imatrix entry) steers the choice of block scales as
 /// in ggml's encoder; `None` uses `diag H`. Returns `rows × ty.row_bytes(cols)` bytes of ggml
-/// blocks. See the module documentation for the algorithm.
+/// blocks. See the module documentation for the algorithm. Matrices that share an input (q, k
+/// and v; gate and up) can share the factorization: [`Hessian::new`] and [`quantize_with`].
 pub fn quantize_matrix(
     ty: GgmlType,
     w: &[f32],
@@ -122,42 +126,98 @@ pub fn quantize_matrix(
     importance: Option<&[f32]>,
     opts: &Options,
 ) -> Result<Vec<u8>, Error> {
+    if !supports(ty) {
+        return Err(Error::Unsupported(ty));
+    }
+    check_cols(ty, cols)?;
+    quantize_with(ty, w, &Hessian::new(h, cols, opts)?, importance, opts)
+}
+
+/// A Hessian made ready for [`quantize_with`]: its dead inputs, its diagonal and the factor U
+/// of the damped inverse. The O(cols³) part of GPTQ, done once per distinct input.
+pub struct Hessian {
+    cols: usize,
+    /// Inputs never active: their weights are zeroed.
+    dead: Vec<usize>,
+    /// The diagonal as given: the default importance.
+    diag: Vec<f32>,
+    /// Upper triangular, (H + λI)⁻¹ = UᵀU (dead diagonals set to 1 first).
+    u: Vec<f32>,
+}
+
+impl Hessian {
+    /// Prepare `h` (`cols × cols`, see [`quantize_matrix`]) with the damping of `opts`.
+    pub fn new(h: &[f32], cols: usize, opts: &Options) -> Result<Hessian, Error> {
+        if h.len() != cols * cols || cols == 0 {
+            return shape("Hessian elements (cols², cols > 0)", cols * cols, h.len());
+        }
+        let mut h = h.to_vec();
+        let diag: Vec<f32> = (0..cols).map(|i| h[i * cols + i]).collect();
+        let dead: Vec<usize> = (0..cols).filter(|&i| diag[i] == 0.0).collect();
+        for &i in &dead {
+            h[i * cols + i] = 1.0;
+        }
+        let u = inverse_factor(&mut h, cols, opts.damp)?;
+        Ok(Hessian {
+            cols,
+            dead,
+            diag,
+            u,
+        })
+    }
+
+    /// Columns of the matrices it applies to.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+fn shape<T>(what: &'static str, want: usize, got: usize) -> Result<T, Error> {
+    Err(Error::Shape { what, want, got })
+}
+
+/// `cols` must be whole blocks of `ty`; returns the bytes of a row.
+fn check_cols(ty: GgmlType, cols: usize) -> Result<usize, Error> {
+    match ty.row_bytes(cols) {
+        Some(b) if cols > 0 => Ok(b),
+        _ => shape(
+            "columns (a positive multiple of the block size)",
+            ty.block_size(),
+            cols,
+        ),
+    }
+}
+
+/// [`quantize_matrix`] with the Hessian already prepared; `w` has `hessian.cols()` columns.
+pub fn quantize_with(
+    ty: GgmlType,
+    w: &[f32],
+    hessian: &Hessian,
+    importance: Option<&[f32]>,
+    opts: &Options,
+) -> Result<Vec<u8>, Error> {
     let codes = traits(ty).codes.ok_or(Error::Unsupported(ty))?;
-    let shape = |what, want, got| Err(Error::Shape { what, want, got });
-    let bs = ty.block_size();
-    let row_bytes = match ty.row_bytes(cols) {
-        Some(b) if cols > 0 => b,
-        _ => return shape("columns (a positive multiple of the block size)", bs, cols),
-    };
+    let cols = hessian.cols;
+    let row_bytes = check_cols(ty, cols)?;
     if !w.len().is_multiple_of(cols) {
         return shape("weights (whole rows of `cols`)", cols, w.len() % cols);
     }
-    if h.len() != cols * cols {
-        return shape("Hessian elements (cols²)", cols * cols, h.len());
-    }
-    if let Some(imp) = importance {
-        if imp.len() != cols {
-            return shape("importance (one per column)", cols, imp.len());
+    let importance = match importance {
+        Some(imp) if imp.len() != cols => {
+            return shape("importance (one per column)", cols, imp.len())
         }
-    }
+        Some(imp) => imp,
+        None => &hessian.diag,
+    };
     let rows = w.len() / cols;
     let mut w = w.to_vec();
-    let mut h = h.to_vec();
-    let importance: Vec<f32> = match importance {
-        Some(imp) => imp.to_vec(),
-        None => (0..cols).map(|i| h[i * cols + i]).collect(),
-    };
-    for i in 0..cols {
-        if h[i * cols + i] == 0.0 {
-            h[i * cols + i] = 1.0;
-            for row in w.chunks_exact_mut(cols) {
-                row[i] = 0.0;
-            }
+    for row in w.chunks_exact_mut(cols) {
+        for &i in &hessian.dead {
+            row[i] = 0.0;
         }
     }
-    let u = inverse_factor(&mut h, cols, opts.damp)?;
-
-    let batch = opts.batch.max(1).div_ceil(bs) * bs;
+    let u = &hessian.u;
+    let batch = opts.batch.max(1).div_ceil(ty.block_size()) * ty.block_size();
     let mut out = vec![0u8; rows * row_bytes];
     let mut err = vec![0f32; rows * batch];
     for i1 in (0..cols).step_by(batch) {
@@ -171,12 +231,12 @@ pub fn quantize_matrix(
                     .zip(out.chunks_exact_mut(row_bytes))
                     .zip(err.chunks_exact_mut(batch));
                 for ((w, out), err) in rows {
-                    quantize_batch(ty, codes, w, out, err, (i1, i2), &u, &importance);
+                    quantize_batch(ty, codes, w, out, err, (i1, i2), u, importance);
                 }
             });
         if i2 < cols {
             // Every batch before the last is whole: the errors are `rows × batch`.
-            trailing_update(&mut w, &err, &u, cols, (i1, i2));
+            trailing_update(&mut w, &err, u, cols, (i1, i2));
         }
     }
     Ok(out)

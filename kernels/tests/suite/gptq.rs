@@ -2,7 +2,7 @@
 //! rounding for every supported type, the same bytes on 1 and 2 threads, singular Hessians,
 //! and the errors.
 
-use llq_kernels::gptq::{quantize_matrix, supports, Error, Options};
+use llq_kernels::gptq::{quantize_matrix, quantize_with, supports, Error, Hessian, Options};
 use llq_kernels::linalg::{gemm_abt, gram_accumulate};
 use llq_kernels::{dequantize_row, quantize_row};
 use llq_testsupport::Rng;
@@ -165,6 +165,17 @@ fn same_bytes_on_one_and_two_threads() {
                 .install(|| gptq(ty, &w, &h))
         };
         assert!(on(1) == on(2), "{ty}");
+    }
+}
+
+#[test]
+fn a_shared_hessian_gives_the_same_bytes() {
+    let (w, h) = problem(5, 1024, true, &[7]);
+    let opts = Options::default();
+    let hessian = Hessian::new(&h, COLS, &opts).unwrap();
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_K] {
+        let shared = quantize_with(ty, &w, &hessian, None, &opts).unwrap();
+        assert!(shared == gptq(ty, &w, &h), "{ty}");
     }
 }
 
