@@ -312,10 +312,15 @@ fn quantize_batch(
 fn trailing_update(w: &mut [f32], err: &[f32], u: &[f32], cols: usize, (i1, i2): (usize, usize)) {
     let (n, k) = (cols - i2, i2 - i1);
     // U[i1..i2, i2..] transposed, one row per later column: the product's weight matrix.
+    // Filled along U's rows, which are contiguous.
     let mut panel = vec![0u8; n * k * 4];
-    for (c, row) in panel.chunks_exact_mut(k * 4).enumerate() {
-        for (r, v) in row.chunks_exact_mut(4).enumerate() {
-            v.copy_from_slice(&u[(i1 + r) * cols + i2 + c].to_le_bytes());
+    for r in 0..k {
+        for (c, &v) in u[(i1 + r) * cols + i2..(i1 + r + 1) * cols]
+            .iter()
+            .enumerate()
+        {
+            let at = 4 * (c * k + r);
+            panel[at..at + 4].copy_from_slice(&v.to_le_bytes());
         }
     }
     let panel = Weights::new(GgmlType::F32, &panel, n, k).expect("an F32 panel");
