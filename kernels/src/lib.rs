@@ -7,6 +7,8 @@
 //!   one in use) underneath.
 //! - [`attention`]: the query·key dot products, softmax and weighted sums of values.
 //! - [`float`]: f32 ⇄ f16/bf16 conversions.
+//! - [`gptq`]: error-compensated quantization of a matrix into ggml blocks, on the dense
+//!   algebra of [`linalg`].
 //!
 //! Inside, each tensor type is one row of [`llq_types::TYPES`] plus one file in `blocks/`
 //! (layout, encoder, decoder, scalar dot product), registered by an exhaustive match on
@@ -17,6 +19,7 @@ pub mod attention;
 mod blocks;
 pub mod dot;
 pub mod float;
+pub mod gptq;
 pub mod linalg;
 pub mod matmul;
 mod rounding;

@@ -13,7 +13,10 @@ const NB: usize = 128;
 /// `out = A · Bᵀ` for `a` (m × k) and `b` (n × k), both row-major; `out` is m × n.
 pub fn gemm_abt(a: &[f32], b: &[f32], k: usize, out: &mut [f32]) {
     let n = b.len() / k;
-    let bytes: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut bytes = vec![0u8; b.len() * 4];
+    for (o, v) in bytes.chunks_exact_mut(4).zip(b) {
+        o.copy_from_slice(&v.to_le_bytes());
+    }
     let w = Weights::new(GgmlType::F32, &bytes, n, k).expect("F32 rows of k");
     matmul(&w, a, out);
 }
@@ -119,21 +122,30 @@ pub fn invert_lower(l: &mut [f32], n: usize) {
             let a: Vec<f32> = (is..ie)
                 .flat_map(|r| src[r * n + ks..r * n + is].iter().copied())
                 .collect();
-            // Columns of X[ks..is, ks..ke] as rows, for A · Bᵀ.
-            let bt: Vec<f32> = (ks..ke)
-                .flat_map(|c| (ks..is).map(move |r| (r, c)))
-                .map(|(r, c)| l[r * n + c])
-                .collect();
+            // Columns of X[ks..is, ks..ke] as rows, for A · Bᵀ; read row by row (a column
+            // walk strides the whole matrix and was most of the inversion's time).
+            let mut bt = vec![0f32; w * inner];
+            for r in ks..is {
+                for (c, &v) in l[r * n + ks..r * n + ke].iter().enumerate() {
+                    bt[c * inner + r - ks] = v;
+                }
+            }
             let mut t = vec![0f32; (ie - is) * w];
             gemm_abt(&a, &bt, inner, &mut t);
             let d = &inv_diag[ibi];
             let h = ie - is;
+            // X_ik = −L_ii⁻¹ · T, a row at a time so the sums over p run across whole rows
+            // of T (vectorized over c), each still added in order of p.
+            let mut acc = vec![0f64; w];
             for r in 0..h {
-                for c in 0..w {
-                    let s: f64 = (0..=r)
-                        .map(|p| d[r * h + p] * f64::from(t[p * w + c]))
-                        .sum();
-                    l[(is + r) * n + ks + c] = -s as f32;
+                acc.fill(0.0);
+                for (p, &dp) in d[r * h..=r * h + r].iter().enumerate() {
+                    for (a, &tv) in acc.iter_mut().zip(&t[p * w..(p + 1) * w]) {
+                        *a += dp * f64::from(tv);
+                    }
+                }
+                for (x, &a) in l[(is + r) * n + ks..][..w].iter_mut().zip(&acc) {
+                    *x = -a as f32;
                 }
             }
         }

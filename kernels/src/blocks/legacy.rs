@@ -101,6 +101,12 @@ pub(super) fn quantize_affine(
     )
 }
 
+/// GPTQ's map of a legacy block: one `zero` and `step` for all 32 elements.
+pub(super) fn fill_map(zero: f32, step: f32, z: &mut [f32], s: &mut [f32]) {
+    z.fill(zero);
+    s.fill(step);
+}
+
 /// Write 32 levels as 16 bytes of nibbles. Bits above the fourth are dropped (the Q5 types
 /// store them with [`fifth_bits`]).
 #[inline]

@@ -55,6 +55,21 @@ pub(crate) trait BlockType {
     fn quantize_row_unbiased(src: &[f32], dst: &mut [u8], importance: &[f32]) {
         Self::quantize_row(src, dst, Some(importance))
     }
+    /// How [`crate::gptq`] re-rounds this type's blocks once their scales are fixed; `None`
+    /// for the types whose levels are not affine in an integer code.
+    const CODES: Option<Codes> = None;
+}
+
+/// The levels of a block whose scales are fixed, as affine functions of an integer code:
+/// element `i` decodes to `zero[i] + step[i]·c` for a code `c` in `0..=max`. GPTQ keeps the
+/// scales ggml's encoder chose and writes its own codes.
+#[derive(Clone, Copy)]
+pub(crate) struct Codes {
+    pub max: u8,
+    /// `map(block, zero, step)`: every element's map, from the block's stored scales.
+    pub map: fn(&[u8], &mut [f32], &mut [f32]),
+    /// `write(codes, block)`: store one code per element, leaving the scales as they are.
+    pub write: fn(&[u8], &mut [u8]),
 }
 
 type QuantizeFn = fn(&[f32], &mut [u8], Option<&[f32]>);
@@ -70,6 +85,7 @@ pub(crate) struct Traits {
     pub factors: &'static [usize],
     pub uses_importance: bool,
     pub dot: Option<DotFn>,
+    pub codes: Option<Codes>,
 }
 
 /// The entry of `ty`, which `B` must implement (checked when the registry is compiled).
@@ -85,6 +101,7 @@ const fn entry<B: BlockType>(ty: GgmlType) -> Traits {
         factors: B::FACTORS,
         uses_importance: B::USES_IMPORTANCE,
         dot: B::DOT,
+        codes: B::CODES,
     }
 }
 

@@ -4,7 +4,7 @@
 //! Q8_K activations.
 
 use super::kquant::{dot, pack_2bit, sigma2_lanes, unpack_2bit, Found, KQuant, KSums, SuperBlock};
-use super::{dequantize_blocks, f16_at, q8_k, write_f16, BlockType};
+use super::{dequantize_blocks, f16_at, q8_k, write_f16, BlockType, Codes};
 use crate::dot::DotFn;
 use crate::rounding::kquant::{
     make_qkx_quants, make_qp_quants, requantize_affine, QkxParams, IMATRIX_SEARCH,
@@ -45,6 +45,25 @@ impl BlockType for Q2_K {
             }
         })
     }
+
+    const CODES: Option<Codes> = Some(Codes {
+        max: 3,
+        map: code_map,
+        write: write_codes,
+    });
+}
+
+fn code_map(b: &[u8], zero: &mut [f32], step: &mut [f32]) {
+    let (d, dmin) = (f16_at(b, D), f16_at(b, DMIN));
+    let subs = zero.chunks_exact_mut(16).zip(step.chunks_exact_mut(16));
+    for ((z, s), &sc) in subs.zip(&b[SC..QS]) {
+        z.fill(-(dmin * (sc >> 4) as f32));
+        s.fill(d * (sc & 0xf) as f32);
+    }
+}
+
+fn write_codes(codes: &[u8], out: &mut [u8]) {
+    pack_2bit(codes.try_into().expect("a block of codes"), &mut out[QS..D]);
 }
 
 /// The sweep without importance weights; Q2_K alone fits by absolute error.

@@ -3,8 +3,10 @@
 //! (fp16). Element `i` of sub-block `j` (16 elements each) is `d·(sc_j − 32)·(q − 4)`, `q` being
 //! the low part plus 4 when the high bit is set. Dotted with Q8_K activations.
 
-use super::kquant::{dot, pack_2bit, sigma2_lanes, unpack_2bit, Found, KQuant, KSums, SuperBlock};
-use super::{dequantize_blocks, f16_at, q8_k, write_f16, BlockType};
+use super::kquant::{
+    dot, pack_2bit, sigma2_lanes, unpack_2bit, Found, KQuant, KSums, Levels, SuperBlock,
+};
+use super::{dequantize_blocks, f16_at, q8_k, write_f16, BlockType, Codes};
 use crate::dot::DotFn;
 use crate::rounding::kquant::{make_q3_quants, requantize_symmetric};
 use crate::rounding::lanes;
@@ -44,6 +46,42 @@ impl BlockType for Q3_K {
             }
         })
     }
+
+    const CODES: Option<Codes> = Some(Codes {
+        max: 2 * ZERO as u8 - 1,
+        map: code_map,
+        write: write_codes,
+    });
+}
+
+/// The levels are stored + 4.
+const ZERO: i32 = 4;
+
+/// Store levels 0..7: the high bit of each in `hmask`, the low two bits packed.
+fn write_levels(mut levels: Levels, out: &mut [u8]) {
+    let hmask = &mut out[HMASK..QS];
+    hmask.fill(0);
+    for (i, l) in levels.iter_mut().enumerate() {
+        if *l > 3 {
+            hmask[i % 32] |= 1 << (i / 32);
+            *l -= 4;
+        }
+    }
+    pack_2bit(&levels, &mut out[QS..SC]);
+}
+
+fn code_map(b: &[u8], zero: &mut [f32], step: &mut [f32]) {
+    let d = f16_at(b, D);
+    let subs = zero.chunks_exact_mut(16).zip(step.chunks_exact_mut(16));
+    for ((z, s), &sc) in subs.zip(&unpack_scales(&b[SC..D])) {
+        let dl = d * f32::from(sc);
+        z.fill(-ZERO as f32 * dl);
+        s.fill(dl);
+    }
+}
+
+fn write_codes(codes: &[u8], out: &mut [u8]) {
+    write_levels(codes.try_into().expect("a block of codes"), out)
 }
 
 /// Sub-block scale `j` (of 16, 6 bits, stored + 32): low nibbles in bytes 0–7 (low then high

@@ -2,10 +2,10 @@
 //! Dotted with Q8_0 activations.
 
 use super::legacy::{
-    dequantize_symmetric, dot, nibble_pairs, pack_nibbles, quantize_symmetric, unpack_levels,
-    Levels, QK,
+    dequantize_symmetric, dot, fill_map, nibble_pairs, pack_nibbles, quantize_symmetric,
+    unpack_levels, Levels, QK,
 };
-use super::{f16_at, q8_0, write_f16, BlockType};
+use super::{f16_at, q8_0, write_f16, BlockType, Codes};
 use crate::dot::DotFn;
 use llq_types::GgmlType;
 
@@ -37,11 +37,26 @@ impl BlockType for Q4_0 {
     fn quantize_row_unbiased(src: &[f32], dst: &mut [u8], importance: &[f32]) {
         quantize_symmetric(Self::TYPE, src, dst, Some(importance), (NMAX, true), write)
     }
+
+    const CODES: Option<Codes> = Some(Codes {
+        max: (2 * NMAX - 1) as u8,
+        map: code_map,
+        write: write_codes,
+    });
 }
 
 fn write(d: f32, levels: &Levels, out: &mut [u8]) {
     write_f16(out, D, d);
     pack_nibbles(levels, &mut out[QS..]);
+}
+
+fn code_map(b: &[u8], zero: &mut [f32], step: &mut [f32]) {
+    let d = f16_at(b, D);
+    fill_map(-NMAX as f32 * d, d, zero, step)
+}
+
+fn write_codes(codes: &[u8], out: &mut [u8]) {
+    pack_nibbles(codes.try_into().expect("a block of codes"), &mut out[QS..]);
 }
 
 /// Σ (q − 8)·y over a Q4_0 block and a Q8_0 block: the exact integer part of the dot product,

@@ -2,9 +2,10 @@
 //! value = q·d + m. Dotted with Q8_1 activations.
 
 use super::legacy::{
-    dequantize_affine, dot, nibble_pairs, pack_nibbles, quantize_affine, unpack_levels, Levels,
+    dequantize_affine, dot, fill_map, nibble_pairs, pack_nibbles, quantize_affine, unpack_levels,
+    Levels,
 };
-use super::{f16_at, q8_1, write_f16, BlockType};
+use super::{f16_at, q8_1, write_f16, BlockType, Codes};
 use crate::dot::DotFn;
 use llq_types::GgmlType;
 
@@ -33,6 +34,20 @@ impl BlockType for Q4_1 {
             (f16_at(b, D), f16_at(b, M), unpack_levels(&b[QS..], None))
         })
     }
+
+    const CODES: Option<Codes> = Some(Codes {
+        max: NMAX as u8,
+        map: code_map,
+        write: write_codes,
+    });
+}
+
+fn code_map(b: &[u8], zero: &mut [f32], step: &mut [f32]) {
+    fill_map(f16_at(b, M), f16_at(b, D), zero, step)
+}
+
+fn write_codes(codes: &[u8], out: &mut [u8]) {
+    pack_nibbles(codes.try_into().expect("a block of codes"), &mut out[QS..]);
 }
 
 fn write(d: f32, m: f32, levels: &Levels, out: &mut [u8]) {

@@ -4,7 +4,7 @@
 
 use super::kquant::{dot, Found, KQuant, KSums, SuperBlock};
 use super::sub32::{self, LevelsAt, Sub32, D, DMIN, HEAD};
-use super::{dequantize_blocks, BlockType};
+use super::{dequantize_blocks, BlockType, Codes};
 use crate::dot::DotFn;
 use crate::rounding::kquant::QkxParams;
 use crate::rounding::lanes;
@@ -37,6 +37,12 @@ impl BlockType for Q4_K {
         lanes::encode_row::<Self>(src, dst, importance)
     }
 
+    const CODES: Option<Codes> = Some(Codes {
+        max: SUB32.nmax as u8,
+        map: sub32::code_map,
+        write: write_codes,
+    });
+
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
         dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut SuperBlock| {
             sub32::decode(b, y, LEVELS)
@@ -59,6 +65,11 @@ impl KQuant for Q4_K {
     fn write(x: &SuperBlock, importance: Option<&SuperBlock>, found: &Found, out: &mut [u8]) {
         SUB32.write(x, found, importance.is_some(), out, LEVELS)
     }
+}
+
+fn write_codes(codes: &[u8], out: &mut [u8]) {
+    let codes = codes.try_into().expect("a block of codes");
+    sub32::pack_levels(codes, &mut out[QS..], None);
 }
 
 /// Where the levels are.

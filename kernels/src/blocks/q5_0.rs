@@ -2,9 +2,10 @@
 //! then 16 bytes of low nibbles as Q4_0's; value = (q − 16)·d. Dotted with Q8_0 activations.
 
 use super::legacy::{
-    dequantize_symmetric, dot, fifth_bits, pack_nibbles, quantize_symmetric, unpack_levels, Levels,
+    dequantize_symmetric, dot, fifth_bits, fill_map, pack_nibbles, quantize_symmetric,
+    unpack_levels, Levels,
 };
-use super::{f16_at, i8s, q8_0, write_f16, BlockType};
+use super::{f16_at, i8s, q8_0, write_f16, BlockType, Codes};
 use crate::dot::DotFn;
 use llq_types::GgmlType;
 
@@ -36,12 +37,31 @@ impl BlockType for Q5_0 {
     fn quantize_row_unbiased(src: &[f32], dst: &mut [u8], importance: &[f32]) {
         quantize_symmetric(Self::TYPE, src, dst, Some(importance), (NMAX, true), write)
     }
+
+    const CODES: Option<Codes> = Some(Codes {
+        max: (2 * NMAX - 1) as u8,
+        map: code_map,
+        write: write_codes,
+    });
 }
 
 fn write(d: f32, levels: &Levels, out: &mut [u8]) {
     write_f16(out, D, d);
+    write_levels(levels, out);
+}
+
+fn write_levels(levels: &Levels, out: &mut [u8]) {
     out[QH..QS].copy_from_slice(&fifth_bits(levels));
     pack_nibbles(levels, &mut out[QS..]);
+}
+
+fn code_map(b: &[u8], zero: &mut [f32], step: &mut [f32]) {
+    let d = f16_at(b, D);
+    fill_map(-NMAX as f32 * d, d, zero, step)
+}
+
+fn write_codes(codes: &[u8], out: &mut [u8]) {
+    write_levels(codes.try_into().expect("a block of codes"), out)
 }
 
 #[inline(always)]

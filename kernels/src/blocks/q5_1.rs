@@ -2,9 +2,10 @@
 //! bytes of low nibbles as Q4_0's; value = q·d + m. Dotted with Q8_1 activations.
 
 use super::legacy::{
-    dequantize_affine, dot, fifth_bits, pack_nibbles, quantize_affine, unpack_levels, Levels,
+    dequantize_affine, dot, fifth_bits, fill_map, pack_nibbles, quantize_affine, unpack_levels,
+    Levels,
 };
-use super::{f16_at, i8s, q8_1, write_f16, BlockType};
+use super::{f16_at, i8s, q8_1, write_f16, BlockType, Codes};
 use crate::dot::DotFn;
 use llq_types::GgmlType;
 
@@ -35,13 +36,31 @@ impl BlockType for Q5_1 {
             (f16_at(b, D), f16_at(b, M), levels(b))
         })
     }
+
+    const CODES: Option<Codes> = Some(Codes {
+        max: NMAX as u8,
+        map: code_map,
+        write: write_codes,
+    });
 }
 
 fn write(d: f32, m: f32, levels: &Levels, out: &mut [u8]) {
     write_f16(out, D, d);
     write_f16(out, M, m);
+    write_levels(levels, out);
+}
+
+fn write_levels(levels: &Levels, out: &mut [u8]) {
     out[QH..QS].copy_from_slice(&fifth_bits(levels));
     pack_nibbles(levels, &mut out[QS..]);
+}
+
+fn code_map(b: &[u8], zero: &mut [f32], step: &mut [f32]) {
+    fill_map(f16_at(b, M), f16_at(b, D), zero, step)
+}
+
+fn write_codes(codes: &[u8], out: &mut [u8]) {
+    write_levels(codes.try_into().expect("a block of codes"), out)
 }
 
 #[inline(always)]

@@ -3,9 +3,9 @@
 //! `sub32`). Element `i` of sub-block `j` (32 elements each) is `d·sc_j·q − dmin·m_j`. Dotted
 //! with Q8_K activations.
 
-use super::kquant::{dot, Found, KQuant, KSums, SuperBlock};
+use super::kquant::{dot, Found, KQuant, KSums, Levels, SuperBlock};
 use super::sub32::{self, LevelsAt, Sub32, D, DMIN, HEAD};
-use super::{dequantize_blocks, BlockType};
+use super::{dequantize_blocks, BlockType, Codes};
 use crate::dot::DotFn;
 use crate::rounding::kquant::QkxParams;
 use crate::rounding::lanes;
@@ -40,6 +40,12 @@ impl BlockType for Q5_K {
         lanes::encode_row::<Self>(src, dst, importance)
     }
 
+    const CODES: Option<Codes> = Some(Codes {
+        max: SUB32.nmax as u8,
+        map: sub32::code_map,
+        write: write_codes,
+    });
+
     fn dequantize_row(src: &[u8], dst: &mut [f32]) {
         dequantize_blocks(Self::TYPE, src, dst, |b, y: &mut SuperBlock| {
             sub32::decode(b, y, LEVELS)
@@ -62,6 +68,15 @@ impl KQuant for Q5_K {
     fn write(x: &SuperBlock, importance: Option<&SuperBlock>, found: &Found, out: &mut [u8]) {
         SUB32.write(x, found, importance.is_some(), out, LEVELS)
     }
+}
+
+fn write_levels(levels: &Levels, out: &mut [u8]) {
+    let (qh, qs) = out[QH..].split_at_mut(QS - QH);
+    sub32::pack_levels(levels, qs, Some(qh));
+}
+
+fn write_codes(codes: &[u8], out: &mut [u8]) {
+    write_levels(codes.try_into().expect("a block of codes"), out)
 }
 
 /// Where the levels are.

@@ -7,7 +7,7 @@
 //! their top two bits in that order.
 
 use super::kquant::{dot, Found, KQuant, KSums, Levels, SuperBlock};
-use super::{dequantize_blocks, f16_at, q8_k, write_f16, BlockType};
+use super::{dequantize_blocks, f16_at, q8_k, write_f16, BlockType, Codes};
 use crate::dot::DotFn;
 use crate::rounding::kquant::requantize_symmetric;
 use crate::rounding::lanes;
@@ -53,6 +53,31 @@ impl BlockType for Q6_K {
             }
         })
     }
+
+    const CODES: Option<Codes> = Some(Codes {
+        max: 2 * ZERO as u8 - 1,
+        map: code_map,
+        write: write_codes,
+    });
+}
+
+fn write_levels(levels: &Levels, out: &mut [u8]) {
+    let (ql, rest) = out.split_at_mut(QH);
+    pack(levels, ql, &mut rest[..SC - QH]);
+}
+
+fn code_map(b: &[u8], zero: &mut [f32], step: &mut [f32]) {
+    let d = f16_at(b, D);
+    let subs = zero.chunks_exact_mut(16).zip(step.chunks_exact_mut(16));
+    for ((z, s), &sc) in subs.zip(&b[SC..D]) {
+        let dl = d * f32::from(sc as i8);
+        z.fill(-ZERO as f32 * dl);
+        s.fill(dl);
+    }
+}
+
+fn write_codes(codes: &[u8], out: &mut [u8]) {
+    write_levels(codes.try_into().expect("a block of codes"), out)
 }
 
 impl KQuant for Q6_K {

@@ -2,8 +2,8 @@
 //! of Q4_0, Q5_0 and Q8_0 weights. Importance is ignored, as in ggml: with 255 levels a weighted
 //! search gains nothing measurable.
 
-use super::legacy::{dot, Block, QK};
-use super::{dequantize_blocks, f16_at, i8s, quantize_blocks, write_f16, BlockType};
+use super::legacy::{dot, fill_map, Block, QK};
+use super::{dequantize_blocks, f16_at, i8s, quantize_blocks, write_f16, BlockType, Codes};
 use crate::dot::DotFn;
 use crate::rounding::legacy::round_q8;
 use llq_types::GgmlType;
@@ -34,6 +34,27 @@ impl BlockType for Q8_0 {
         dequantize_blocks(Self::TYPE, src, dst, |b, out| {
             decode_q8(f16_at(b, D), &b[QS..], out)
         })
+    }
+
+    const CODES: Option<Codes> = Some(Codes {
+        max: 2 * Q8_MAX as u8,
+        map: code_map,
+        write: write_codes,
+    });
+}
+
+/// Largest level magnitude: ggml's levels are −127..=127 (never −128, which the SIMD dot
+/// kernels' sign tricks cannot negate); GPTQ's code `c` is level `c − 127`.
+const Q8_MAX: i32 = 127;
+
+fn code_map(b: &[u8], zero: &mut [f32], step: &mut [f32]) {
+    let d = f16_at(b, D);
+    fill_map(-Q8_MAX as f32 * d, d, zero, step)
+}
+
+fn write_codes(codes: &[u8], out: &mut [u8]) {
+    for (o, &c) in out[QS..QS + QK].iter_mut().zip(codes) {
+        *o = (i32::from(c) - Q8_MAX) as i8 as u8;
     }
 }
 

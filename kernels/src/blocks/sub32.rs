@@ -201,9 +201,20 @@ pub(crate) fn unpack_scale_min(q: &[u8]) -> ([u8; 8], [u8; 8]) {
     (sc, mn)
 }
 
+/// GPTQ's map of a block: `zero = −dmin·m_j`, `step = d·sc_j` over sub-block j.
+pub(super) fn code_map(b: &[u8], zero: &mut [f32], step: &mut [f32]) {
+    let (d, dmin) = (f16_at(b, D), f16_at(b, DMIN));
+    let (sc, mn) = unpack_scale_min(&b[SC..HEAD]);
+    let subs = zero.chunks_exact_mut(32).zip(step.chunks_exact_mut(32));
+    for (((z, s), &sc), &m) in subs.zip(&sc).zip(&mn) {
+        z.fill(-(dmin * m as f32));
+        s.fill(d * sc as f32);
+    }
+}
+
 /// Write the levels (below 32) as nibbles into `qs` and, for Q5_K, their fifth bits into `qh`:
 /// that of element `i` of sub-block `j` is bit `j` of `qh[i]`.
-fn pack_levels(levels: &Levels, qs: &mut [u8], mut qh: Option<&mut [u8]>) {
+pub(super) fn pack_levels(levels: &Levels, qs: &mut [u8], mut qh: Option<&mut [u8]>) {
     if let Some(qh) = qh.as_deref_mut() {
         qh.fill(0);
     }
