@@ -11,8 +11,10 @@
 //! Every cell is the best single matvec over `LLQ_BENCH_SECS` (see [`rate`]): the machine may be
 //! shared. Activation quantization (one 4096 row) is done once, outside the timed loop: it is ~0.1% of
 //! a matvec. Environment: `LLQ_BENCH_SECS` (time per cell, default 0.6), `LLQ_BENCH_THREADS`
-//! (comma list, default `1,2`), `LLQ_BENCH_TOKENS` (tokens of the matmul table, default 64). A
-//! trailing argument filters types by name (`-- q4`).
+//! (comma list, default `1,2`), `LLQ_BENCH_TOKENS` (comma list of token counts of the matmul
+//! tables, default 64; they run the table in use, which `LLQ_KERNELS` picks),
+//! `LLQ_BENCH_TABLES` (comma list of the tables of the matvec table, default all; `none` for
+//! none). A trailing argument filters types by name (`-- q4`).
 
 use llq_kernels::dot::{self, DotTable};
 use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
@@ -137,7 +139,16 @@ fn main() {
         );
     }
     // Every table this CPU supports: scalar, then AVX2 and AVX-512 where available.
-    let tables: Vec<(&str, &DotTable)> = dot::tables().into_iter().map(|t| (t.isa, t)).collect();
+    let only: Option<Vec<String>> = std::env::var("LLQ_BENCH_TABLES")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let tables: Vec<(&str, &DotTable)> = dot::tables()
+        .into_iter()
+        .filter(|t| only.as_ref().is_none_or(|o| o.iter().any(|n| n == t.isa)))
+        .map(|t| (t.isa, t))
+        .collect();
+    // `LLQ_BENCH_TABLES=none` (no table of that name): only the matmul tables below.
+    let matvec_types = weight_types().filter(|_| !tables.is_empty());
     let mut header = format!("{:<6} {:>9}", "type", "MB");
     for mode in ["hot", "dram"] {
         for (name, _) in &tables {
@@ -149,7 +160,7 @@ fn main() {
     println!("\nmatvec 4096x4096, GB/s of weight data\n{header}");
     let mut rng = Rng(99);
     let x: Vec<f32> = (0..N).map(|_| rng.normal()).collect();
-    for ty in weight_types() {
+    for ty in matvec_types {
         if let Some(f) = &filter {
             if !ty.name().to_lowercase().contains(f.as_str()) {
                 continue;
@@ -191,35 +202,42 @@ fn main() {
         println!("{line}");
     }
 
-    // Prompt processing: 64 tokens at once (the register tiles where the best table has
-    // them), best table, every thread count.
-    let n_tok = env_f64("LLQ_BENCH_TOKENS", 64.0) as usize;
-    let xs: Vec<f32> = (0..n_tok * N).map(|_| rng.normal()).collect();
-    println!(
-        "\nmatmul 4096x4096 x {n_tok} tokens ({}), GFLOP/s (2·rows·cols·tokens)",
-        dot::best_table().isa
-    );
-    for ty in weight_types() {
-        if let Some(f) = &filter {
-            if !ty.name().to_lowercase().contains(f.as_str()) {
-                continue;
+    // Prompt processing: many tokens at once (the register tiles where the table has them),
+    // in the table in use (`LLQ_KERNELS` picks it), every thread count, every token count.
+    let table = dot::table();
+    let token_counts: Vec<usize> = std::env::var("LLQ_BENCH_TOKENS")
+        .unwrap_or_else(|_| "64".into())
+        .split(',')
+        .filter_map(|t| t.trim().parse().ok())
+        .collect();
+    for n_tok in token_counts {
+        let xs: Vec<f32> = (0..n_tok * N).map(|_| rng.normal()).collect();
+        println!(
+            "\nmatmul 4096x4096 x {n_tok} tokens ({}), GFLOP/s (2·rows·cols·tokens)",
+            table.isa
+        );
+        for ty in weight_types() {
+            if let Some(f) = &filter {
+                if !ty.name().to_lowercase().contains(f.as_str()) {
+                    continue;
+                }
             }
+            let m = matrix(ty);
+            let w = Weights::new(ty, &m, N, N).unwrap();
+            let act = Activations::quantize(ty, &xs, N);
+            let mut out = vec![0f32; n_tok * N];
+            let mut line = format!("{:<6}", ty.name());
+            for (n, pool) in &pools {
+                let flops = 2 * N * N * n_tok;
+                let r = pool.install(|| {
+                    rate(secs, flops, |_| {
+                        matmul_quantized_with(table, &w, &act, &mut out);
+                        black_box(&out);
+                    })
+                });
+                line += &format!("  {n}T {r:>7.1}");
+            }
+            println!("{line}");
         }
-        let m = matrix(ty);
-        let w = Weights::new(ty, &m, N, N).unwrap();
-        let act = Activations::quantize(ty, &xs, N);
-        let mut out = vec![0f32; n_tok * N];
-        let mut line = format!("{:<6}", ty.name());
-        for (n, pool) in &pools {
-            let flops = 2 * N * N * n_tok;
-            let r = pool.install(|| {
-                rate(secs, flops, |_| {
-                    matmul_quantized_with(dot::best_table(), &w, &act, &mut out);
-                    black_box(&out);
-                })
-            });
-            line += &format!("  {n}T {r:>7.1}");
-        }
-        println!("{line}");
     }
 }

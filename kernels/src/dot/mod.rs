@@ -7,12 +7,13 @@
 //! in f32.
 //!
 //! Every kernel has a scalar reference (in its type's block file) and, on x86_64, an
-//! AVX2+FMA+F16C version; the hottest ones (Q4_0, Q8_0, Q6_K) also an AVX-512+VNNI one (the ISA
-//! tables are under `simd/`). The table of function pointers is chosen once, at first use
-//! ([`table`]): the best ISA the CPU reports, unless the environment variable
-//! `LLQ_KERNELS=scalar` (or `=avx2`) forces the reference (or the AVX2 table). SIMD and scalar
-//! results agree exactly on the integer parts; the float accumulation order differs (SIMD keeps
-//! per-lane partial sums), so final results agree to rounding.
+//! AVX2+FMA+F16C version; the hottest ones (Q4_0, Q8_0, Q6_K) also an AVX-512+VNNI one, and the
+//! many-token register tiles an AVX2, an AVX-VNNI and an AVX-512 VNNI version (the ISA tables
+//! are under `simd/`). The table of function pointers is chosen once, at first use
+//! ([`table`]): the best ISA the CPU reports, unless the environment variable `LLQ_KERNELS`
+//! names a table (`scalar`, `avx2`, `avxvnni`, `avx512vnni`): then the best up to that one.
+//! SIMD and scalar results agree exactly on the integer parts; the float accumulation order
+//! differs (SIMD keeps per-lane partial sums), so final results agree to rounding.
 
 mod kernel;
 
@@ -93,6 +94,8 @@ const SIMD: &[Isa] = &[
     #[cfg(target_arch = "x86_64")]
     simd::avx2::ISA,
     #[cfg(target_arch = "x86_64")]
+    simd::avxvnni::ISA,
+    #[cfg(target_arch = "x86_64")]
     simd::avx512::ISA,
 ];
 
@@ -130,13 +133,14 @@ pub fn tables() -> Vec<&'static DotTable> {
         .collect()
 }
 
-/// The table of ISA `name` (`"scalar"`, `"avx2"`, `"avx512vnni"`), if this CPU supports it.
+/// The table of ISA `name` (`"scalar"`, `"avx2"`, `"avxvnni"`, `"avx512vnni"`), if this CPU
+/// supports it.
 pub fn table_named(name: &str) -> Option<&'static DotTable> {
     tables().into_iter().find(|t| t.isa == name)
 }
 
-/// The best table this CPU supports, ignoring `LLQ_KERNELS`: AVX-512+VNNI, else AVX2, else the
-/// scalar reference.
+/// The best table this CPU supports, ignoring `LLQ_KERNELS`: AVX-512+VNNI, else AVX-VNNI, else
+/// AVX2, else the scalar reference.
 pub fn best_table() -> &'static DotTable {
     simd_tables().last().unwrap_or_else(scalar_table)
 }
@@ -165,7 +169,7 @@ pub fn table() -> &'static DotTable {
     })
 }
 
-/// The ISA of the table in use: `"avx512vnni"`, `"avx2"` or `"scalar"`.
+/// The ISA of the table in use: `"avx512vnni"`, `"avxvnni"`, `"avx2"` or `"scalar"`.
 pub fn active_isa() -> &'static str {
     table().isa
 }

@@ -7,7 +7,8 @@ use llq_kernels::dot::DotTable;
 use std::io::Write;
 
 /// The tables this CPU can run, by name, from its reported features: AVX2 + FMA + F16C for
-/// `avx2`, and AVX-512 F/BW/VL/VNNI (with those) for `avx512vnni`.
+/// `avx2`, AVX-VNNI (with those) for `avxvnni`, and AVX-512 F/BW/VL/VNNI (with those) for
+/// `avx512vnni`.
 pub fn cpu_isas() -> Vec<&'static str> {
     std::iter::once("scalar").chain(simd_isas()).collect()
 }
@@ -21,9 +22,13 @@ fn simd_isas() -> Vec<&'static str> {
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512vl")
         && is_x86_feature_detected!("avx512vnni");
+    let avxvnni = is_x86_feature_detected!("avxvnni");
     let mut isas = Vec::new();
     if avx2 {
         isas.push("avx2");
+        if avxvnni {
+            isas.push("avxvnni");
+        }
         if avx512 {
             isas.push("avx512vnni");
         }

@@ -1,6 +1,7 @@
 //! AVX2 + FMA + F16C dot kernels (x86_64): the legacy types in `legacy`, the K-quants in
 //! `kquant`, the float types in `float`; the loads and reductions they share are here. Also the
-//! attention loops compiled for AVX2 alone (`attention`).
+//! attention loops compiled for AVX2 alone (`attention`). The table also has the AVX2 register
+//! tiles of `super::gemm`.
 //!
 //! Every kernel is a safe `#[target_feature]` function (callable only from code with the same
 //! features) plus a plain wrapper (`entry!`) installed in the table. The wrappers are private
@@ -32,6 +33,7 @@ mod float;
 pub(crate) mod kquant;
 pub(crate) mod legacy;
 
+use super::gemm;
 use crate::dot::{self, DotTable, Isa};
 use std::arch::x86_64::*;
 
@@ -56,6 +58,9 @@ fn table() -> Option<DotTable> {
         .iter()
     {
         t.set(ty, dot);
+    }
+    for &g in gemm::AVX2 {
+        t.set_gemm(g);
     }
     Some(t)
 }

@@ -65,7 +65,7 @@ fn table() -> Option<DotTable> {
     for &(ty, matvec, dot4, packer) in packed::KERNELS {
         t.set_packed(ty, matvec, dot4, packer);
     }
-    for &g in gemm::KERNELS {
+    for &g in gemm::AVX512 {
         t.set_gemm(g);
     }
     Some(t)

@@ -1,11 +1,13 @@
-//! The register-tiled many-token kernels (`Kernel::gemm`, AVX-512 VNNI) against the scalar
-//! reference. The quantized ones must equal its dot products bit for bit: the same exact block
-//! integer sums and the same f32 operations per row in the same order. The float ones fuse
-//! their products into f32 where the reference adds them in f64: they must agree with the f64
-//! dot product to 1e-6·Σ|w·a| (rows up to 1024) or 1e-5·Σ|w·a| (longer), the tolerance of the
-//! SIMD float kernels (see `kernels`). Checked on the kernel directly (every token count of one
-//! call, tiles with missing rows) and through `matmul` (row and token tails), in every table
-//! that has tiles, for every type it tiles.
+//! The register-tiled many-token kernels (`Kernel::gemm`: AVX2, AVX-VNNI and AVX-512 VNNI)
+//! against the scalar reference. The quantized ones must equal its dot products bit for bit:
+//! the same exact block integer sums and the same f32 operations per row in the same order. The
+//! float ones fuse their products into f32 where the reference adds them in f64: they must agree
+//! with the f64 dot product to 1e-6·Σ|w·a| (rows up to 1024) or 1e-5·Σ|w·a| (longer), the
+//! tolerance of the SIMD float kernels (see `kernels`). Checked on the kernel directly (every
+//! token count of one call, tiles with missing rows) and through `matmul` (row and token tails),
+//! in every table that has tiles, for every type it tiles. The AVX2 tiles' i16 sums are the ones
+//! that could saturate: the extreme-level test puts every weight and activation level at its
+//! extremes. The float tiles must also give the same bits at both vector widths.
 
 use super::{activations, encode, random_f16, raw_activations, raw_weights, reference};
 use crate::common::{same_f32, weight_types};
@@ -13,17 +15,20 @@ use crate::isa::run_tables;
 use llq_kernels::dot::{self, DotTable, TILE_ROWS, TILE_TOKENS};
 use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
 use llq_testsupport::Rng;
-use llq_types::GgmlType::{self, BF16, F16, F32, Q4_0, Q4_K, Q6_K, Q8_0};
+use llq_types::GgmlType::{self, BF16, F16, F32, Q4_0, Q4_K, Q5_K, Q6_K, Q8_0};
 
 /// The ISAs whose tables have tiles.
-const TILED_ISAS: &[&str] = &["avx512vnni"];
+const TILED_ISAS: &[&str] = &["avx2", "avxvnni", "avx512vnni"];
+
+/// The types every table with tiles tiles.
+const TILED: [GgmlType; 8] = [Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, F16, BF16, F32];
 
 /// The weight types `t` has a tile for.
 fn tiled_types(t: &DotTable) -> impl Iterator<Item = GgmlType> + '_ {
     weight_types().filter(|&ty| t.kernel(ty).unwrap().gemm().is_some())
 }
 
-/// The tables with tiles (none on a CPU without AVX-512 VNNI).
+/// The tables with tiles (none on a CPU without AVX2).
 fn tiled_tables() -> impl Iterator<Item = &'static DotTable> {
     dot::tables()
         .into_iter()
@@ -130,8 +135,8 @@ fn tiles_equal_scalar_on_random_rows() {
 fn tiles_equal_scalar_on_extreme_levels() {
     let mut rng = Rng::new(12);
     // Weight bytes at the extremes of every encoding (nibbles 0 and 15, Q8_0 levels −128 and
-    // 127, Q4_K's 6-bit scales and mins 0 and 63, Q6_K's scales −128 and 127) and activation
-    // levels ±127 and −128.
+    // 127, Q5_K's fifth bits all set or clear, Q4_K's and Q5_K's 6-bit scales and mins 0 and 63,
+    // Q6_K's levels 0 and 63 and scales −128 and 127) and activation levels ±127 and −128.
     let fills: [u8; 4] = [0x00, 0xff, 0x80, 0x7f];
     let act_levels: [i8; 4] = [127, -127, -128, 1];
     run_tables(tiled_tables(), TILED_ISAS, |t| {
@@ -189,15 +194,44 @@ fn matmul_through_tiles_equals_scalar_matmul() {
     });
 }
 
-/// Where the tiles are: the AVX-512 table tiles these types, no other table any.
+/// Where the tiles are: every SIMD table tiles these types, the scalar table none.
 #[test]
-fn only_avx512_has_tiles() {
-    const TILED: [GgmlType; 7] = [Q4_0, Q8_0, Q4_K, Q6_K, F16, BF16, F32];
+fn the_simd_tables_have_tiles() {
     for t in dot::tables() {
         for ty in weight_types() {
-            let want = t.isa == "avx512vnni" && TILED.contains(&ty);
+            let want = t.isa != "scalar" && TILED.contains(&ty);
             let has = t.kernel(ty).unwrap().gemm().is_some();
             assert_eq!(has, want, "{} {ty}", t.isa);
         }
     }
+}
+
+/// The float tiles do the same operations per row at every vector width: the AVX2 tile (also
+/// the AVX-VNNI table's) and the AVX-512 one give the same bits.
+#[test]
+fn float_tiles_agree_across_widths() {
+    let mut rng = Rng::new(14);
+    let tables: Vec<&DotTable> = tiled_tables().collect();
+    run_tables(tables.iter().copied(), TILED_ISAS, |t| {
+        for ty in [F16, BF16, F32] {
+            let (rows, cols) = (21, 4096 + 7 * ty.block_size());
+            let data: Vec<u8> = (0..rows)
+                .flat_map(|_| encode(ty, &rng.normals(cols, 0.5)))
+                .collect();
+            let w = Weights::new(ty, &data, rows, cols).unwrap();
+            let act = Activations::quantize(ty, &rng.normals(11 * cols, 2.0), cols);
+            let mut want = vec![f32::NAN; 11 * rows];
+            matmul_quantized_with(tables[0], &w, &act, &mut want);
+            let mut got = vec![f32::NAN; 11 * rows];
+            matmul_quantized_with(t, &w, &act, &mut got);
+            for (i, (g, want)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    same_f32(*g, *want),
+                    "{ty}: {} out[{i}] {g} vs {} {want}",
+                    t.isa,
+                    tables[0].isa
+                );
+            }
+        }
+    });
 }

@@ -20,7 +20,7 @@ use llq_testsupport::Rng;
 use llq_types::GgmlType;
 
 /// The ISAs whose tables have their own kernel for every weight type.
-const SIMD: &[&str] = &["avx2", "avx512vnni"];
+const SIMD: &[&str] = &["avx2", "avxvnni", "avx512vnni"];
 
 /// The SIMD tables this CPU supports, each compared with the scalar reference.
 fn simd_tables() -> impl Iterator<Item = &'static DotTable> {
@@ -229,8 +229,9 @@ fn lengths_are_checked() {
 }
 
 /// CI runs the suite again with `LLQ_KERNELS=scalar` (and `=avx2`). Here: with the variable set
-/// the active table must be the one it names; without it, run this very test again in child
-/// processes with each value, which then take the first branches.
+/// the active table must be the one it names (or the best below it the CPU has); without it,
+/// run this very test again in child processes with each value, which then take the first
+/// branches.
 #[test]
 fn llq_kernels_forces_a_table() {
     // This test's name as the harness knows it: its module path without the crate.
@@ -250,10 +251,18 @@ fn llq_kernels_forces_a_table() {
             assert_eq!(dot::active_isa(), want.isa);
             return;
         }
+        Ok("avxvnni") => {
+            let want = dot::table_named("avxvnni")
+                .or(dot::table_named("avx2"))
+                .unwrap_or(dot::scalar_table());
+            assert!(std::ptr::eq(dot::table(), want));
+            assert_eq!(dot::active_isa(), want.isa);
+            return;
+        }
         _ => {}
     }
     assert_eq!(dot::active_isa(), dot::best_table().isa);
-    for value in ["scalar", "avx2"] {
+    for value in ["scalar", "avx2", "avxvnni"] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([name.as_str(), "--exact", "--nocapture"])
             .env("LLQ_KERNELS", value)
