@@ -3,7 +3,9 @@
 //! errors (exit code 2) naming the flag.
 
 use crate::error::{Error, Result};
-use crate::quantize::fit::{Budget, Calibration, FitOptions};
+use crate::quantize::calibration::Calibration;
+use crate::quantize::fit::{Budget, FitOptions};
+use crate::quantize::gptq::{GptqOptions, Inputs};
 use crate::quantize::policy::{can_hold_weights, Policy, TypeOverride};
 use crate::quantize::{ConvertOptions, Split};
 use crate::tokenizer::chat;
@@ -122,6 +124,17 @@ pub enum Mode {
     Ggml,
     /// Same block layouts, each block rescaled so that its importance-weighted gain is 1.
     Unbiased,
+    /// Same block layouts, each matrix rounded with GPTQ's error compensation.
+    Gptq,
+}
+
+/// Where `--quant-mode gptq` takes each layer's calibration inputs from.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GptqInputs {
+    /// The layers before it already quantized (GPTQ's choice; two passes per layer).
+    Quantized,
+    /// The reference model (one pass per layer).
+    Reference,
 }
 
 /// `--chat-template`'s help, listing the built-in templates and where each comes from.
@@ -166,10 +179,12 @@ pub struct QuantArgs {
     /// and entries without a tensor are warnings, and no matching entry at all is an error.
     #[arg(long, value_name = "FILE")]
     imatrix: Option<PathBuf>,
-    /// How --imatrix steers the rounding: `ggml` (default) is llama-quantize's, byte for byte;
+    /// How the weights are rounded: `ggml` (default) is llama-quantize's, byte for byte;
     /// `unbiased` keeps the block layouts (any GGUF reader loads the file) but rescales each
     /// block so that its importance-weighted gain is 1 instead of ggml's shrink, after refining
-    /// Q4_0/Q5_0 levels. Needs --imatrix.
+    /// Q4_0/Q5_0 levels (needs --imatrix); `gptq` keeps the block layouts and rounds each
+    /// matrix with error compensation (GPTQ) measured over --calibration (needed), steered by
+    /// --imatrix if given.
     #[arg(
         long,
         value_name = "MODE",
@@ -201,9 +216,18 @@ pub struct QuantArgs {
     /// Context the KV cache of --fit-ram holds.
     #[arg(long, default_value_t = 4096, requires = "fit_ram")]
     ctx: usize,
-    /// Text the reference model runs over to measure what quantizing each kind of tensor
-    /// costs (KL divergence) for --fit.
-    #[arg(long, value_name = "TEXT", requires = "fitting")]
+    /// Where --quant-mode gptq takes each layer's calibration inputs from.
+    #[arg(
+        long,
+        value_name = "FROM",
+        value_enum,
+        ignore_case = true,
+        default_value = "quantized"
+    )]
+    gptq_inputs: GptqInputs,
+    /// Text the reference model runs over: to measure what quantizing each kind of tensor
+    /// costs (KL divergence) for --fit, and the inputs' Hessians for --quant-mode gptq.
+    #[arg(long, value_name = "TEXT")]
     calibration: Option<PathBuf>,
     /// Chunks of the calibration text.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = count, requires = "calibration")]
@@ -250,13 +274,14 @@ impl QuantArgs {
         file_type: Option<FileType>,
         allow_requantize: bool,
     ) -> Result<ConvertOptions> {
+        let calibration = self.calibration.clone().map(|text| Calibration {
+            text,
+            chunks: self.calibration_chunks,
+            n_ctx: self.calibration_ctx,
+        });
         let fit = self.budget().map(|budget| FitOptions {
             budget,
-            calibration: self.calibration.clone().map(|text| Calibration {
-                text,
-                chunks: self.calibration_chunks,
-                n_ctx: self.calibration_ctx,
-            }),
+            calibration: calibration.clone(),
         });
         let file_type = match (file_type, &fit) {
             (Some(_), Some(_)) => {
@@ -283,7 +308,29 @@ impl QuantArgs {
                 ))
             }
             Mode::Unbiased => QuantMode::Unbiased,
+            Mode::Gptq => QuantMode::Ggml,
         };
+        let gptq =
+            match (self.quant_mode, calibration) {
+                (Mode::Gptq, None) => return Err(Error::Usage(
+                    "--quant-mode gptq measures its Hessians on a text: give --calibration TEXT"
+                        .into(),
+                )),
+                (Mode::Gptq, Some(calibration)) => Some(GptqOptions {
+                    calibration,
+                    inputs: match self.gptq_inputs {
+                        GptqInputs::Quantized => Inputs::Quantized,
+                        GptqInputs::Reference => Inputs::Reference,
+                    },
+                }),
+                (_, Some(_)) if fit.is_none() => {
+                    return Err(Error::Usage(
+                        "--calibration is for --fit, --target-bpw, --fit-ram and --quant-mode gptq"
+                            .into(),
+                    ))
+                }
+                _ => None,
+            };
         let policy = Policy {
             pure: self.pure,
             overrides: self.tensor_types.clone(),
@@ -309,6 +356,7 @@ impl QuantArgs {
                 (None, None) => None,
             },
             fit,
+            gptq,
             ..ConvertOptions::new(policy)
         })
     }

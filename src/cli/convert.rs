@@ -4,6 +4,7 @@
 use super::args::{self, QuantArgs};
 use crate::checkpoint::verify;
 use crate::error::{Error, Result};
+use crate::quantize::gptq::Inputs;
 use crate::quantize::{self, policy, ConvertReport, Split};
 use clap::Args;
 use llq_types::FileType;
@@ -114,6 +115,20 @@ fn print_report(out: &Path, r: &ConvertReport, json_path: Option<&Path>) -> Resu
             fit.measure_seconds
         );
     }
+    if let Some(g) = &r.gptq {
+        eprintln!(
+            "gptq: {} matrices rounded with error compensation over {} chunks of {} tokens \
+             (inputs of each layer from the {} model), {:.1} s",
+            g.matrices,
+            g.chunks,
+            g.n_ctx,
+            match g.inputs {
+                Inputs::Quantized => "quantized",
+                Inputs::Reference => "reference",
+            },
+            g.seconds
+        );
+    }
     for t in r.tensors.iter().filter(|t| t.fallback.is_some()) {
         eprintln!(
             "fallback: {}: {}",
@@ -144,6 +159,7 @@ fn print_report(out: &Path, r: &ConvertReport, json_path: Option<&Path>) -> Resu
         "output": out,
         "files": r.outputs,
         "fit": r.fit,
+        "gptq": r.gptq,
         "output_bytes": r.output_bytes,
         "input_bytes": r.input_bytes,
         "seconds": r.seconds,

@@ -3,7 +3,9 @@
 //! the tensors ([`imatrix`]), the GGUF metadata ([`metadata`]), and the streaming conversion
 //! itself ([`pipeline`]).
 
+pub mod calibration;
 pub mod fit;
+pub mod gptq;
 pub mod imatrix;
 pub mod metadata;
 pub(crate) mod output;

@@ -2,6 +2,7 @@
 //! row chunks in parallel, into an atomic output file.
 
 use super::fit::{self, FitOptions, FitReport};
+use super::gptq::{self, GptqOptions, GptqReport};
 use super::policy::{self, Policy, TensorTarget};
 use super::{imatrix, metadata, output};
 use crate::atomic_file::{self, AtomicFile};
@@ -45,6 +46,9 @@ pub struct ConvertOptions {
     /// Choose the tensor types to fit a budget (`--fit`, `--target-bpw`, `--fit-ram`) instead
     /// of the policy's.
     pub fit: Option<FitOptions>,
+    /// Error-compensated rounding over a calibration text (`--quant-mode gptq`) for the
+    /// matrices whose type allows it.
+    pub gptq: Option<GptqOptions>,
 }
 
 impl ConvertOptions {
@@ -63,6 +67,7 @@ impl ConvertOptions {
             chat_template: None,
             split: None,
             fit: None,
+            gptq: None,
         }
     }
 }
@@ -82,6 +87,8 @@ pub struct ConvertReport {
     pub outputs: Vec<PathBuf>,
     /// What `--fit` chose, and why.
     pub fit: Option<FitReport>,
+    /// What `--quant-mode gptq` did.
+    pub gptq: Option<GptqReport>,
     pub tensors: Vec<TensorTarget>,
     /// Things the user should know that did not stop the conversion.
     pub warnings: Vec<String>,
@@ -119,7 +126,7 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
         opts.chat_template.as_deref(),
     );
     // Read and check the imatrix before the output file exists, so a bad one leaves no OUT.
-    let (importance, warnings) = match &opts.imatrix {
+    let (importance, mut warnings) = match &opts.imatrix {
         None => (vec![None; targets.len()], Vec::new()),
         Some(path) => {
             let imatrix = Imatrix::open(path)?;
@@ -141,6 +148,21 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
             )?;
             metadata::set_file_type(&mut kv, report.file_type);
             (targets, Some(report))
+        }
+    };
+    let mut compensated = match &opts.gptq {
+        None => None,
+        Some(g) => {
+            let c = gptq::compensate(
+                &source,
+                &targets,
+                &importance,
+                g,
+                opts.allow_nonfinite,
+                opts.progress,
+            )?;
+            warnings.extend(c.report.warnings.iter().cloned());
+            Some(c)
         }
     };
     let specs: Vec<TensorSpec> = targets
@@ -194,16 +216,29 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
                     target.name
                 ));
             }
-            let importance = importance.as_deref();
-            convert_tensor(tensor, target, importance, opts, &mut writer, |bytes| {
+            let spilled = match &mut compensated {
+                Some(c) => c.spill.get(&target.name).map_err(|e| {
+                    Error::io(&part.path, "cannot read back a compensated tensor", e)
+                })?,
+                None => None,
+            };
+            let on_progress = |bytes| {
                 if let Some(bar) = &bar {
                     bar.inc(bytes)
                 }
-            })
-            .map_err(|e| match e {
-                TensorError::Io(e) => write_err(e),
-                TensorError::Data(msg) => Error::file(src, msg),
-            })?;
+            };
+            if let Some(bytes) = spilled {
+                writer.write_tensor_data(&bytes).map_err(write_err)?;
+                on_progress(tensor.reader.source_bytes());
+                continue;
+            }
+            let importance = importance.as_deref();
+            convert_tensor(tensor, target, importance, opts, &mut writer, on_progress).map_err(
+                |e| match e {
+                    TensorError::Io(e) => write_err(e),
+                    TensorError::Data(msg) => Error::file(src, msg),
+                },
+            )?;
         }
         writer
             .finish()
@@ -222,6 +257,7 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<ConvertR
             .sum(),
         outputs,
         fit: fitted,
+        gptq: compensated.map(|c| c.report),
         input_bytes: source.source_bytes(),
         tensors: targets,
         warnings,
@@ -375,7 +411,7 @@ impl ChunkEncoder<'_> {
 }
 
 /// Refuse NaN and infinite weights, naming the tensor and the row.
-fn check_finite(
+pub(super) fn check_finite(
     name: &str,
     first_row: usize,
     cols: usize,

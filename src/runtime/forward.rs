@@ -107,11 +107,7 @@ impl<'m> Session<'m> {
         let hp = &self.model.hp;
         let (n, d) = (tokens.len(), hp.n_embd);
         assert!(cache.len + n <= cache.capacity, "context overflow");
-        let embd = self.model.weights(&self.model.tok_embd);
-        let mut x = vec![0f32; n * d];
-        for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {
-            embd.row(t as usize, row);
-        }
+        let mut x = self.embed(tokens);
         for (i, layer) in self.model.layers.iter().enumerate() {
             self.layer(i, layer, &mut x, n, cache);
         }
@@ -123,15 +119,43 @@ impl<'m> Session<'m> {
         };
         let mut x = x[first * d..].to_vec();
         let rows = n - first;
-        for row in x.chunks_exact_mut(d) {
-            ops::rms_norm(row, &self.model.output_norm, hp.norm_eps);
-        }
+        self.output_norm(&mut x);
         let mut logits = vec![0f32; rows * hp.n_vocab];
-        if !self.model.hp.tied_embeddings {
-            self.observe(|| "output.weight".into(), &x, d);
-        }
         matmul(&self.model.weights(&self.model.output), &x, &mut logits);
         logits
+    }
+
+    /// The token embeddings of `tokens`: the residual stream the first layer reads.
+    pub fn embed(&self, tokens: &[u32]) -> Vec<f32> {
+        let d = self.model.hp.n_embd;
+        let embd = self.model.weights(&self.model.tok_embd);
+        let mut x = vec![0f32; tokens.len() * d];
+        for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {
+            embd.row(t as usize, row);
+        }
+        x
+    }
+
+    /// Run layer `index` alone over the residual stream `x` of a whole sequence (positions
+    /// from 0), in place: for layer-by-layer passes that keep every sequence's stream between
+    /// layers. Only layer `index` of `cache` is written.
+    pub fn run_layer(&self, index: usize, x: &mut [f32], cache: &mut KvCache) {
+        let n = x.len() / self.model.hp.n_embd;
+        assert!(n <= cache.capacity, "context overflow");
+        cache.len = 0;
+        self.layer(index, &self.model.layers[index], x, n, cache);
+    }
+
+    /// The final RMSNorm, in place, shown to the observer as the input of output.weight (when
+    /// that is a weight of its own).
+    pub fn output_norm(&self, x: &mut [f32]) {
+        let hp = &self.model.hp;
+        for row in x.chunks_exact_mut(hp.n_embd) {
+            ops::rms_norm(row, &self.model.output_norm, hp.norm_eps);
+        }
+        if !hp.tied_embeddings {
+            self.observe(|| "output.weight".into(), x, hp.n_embd);
+        }
     }
 
     fn layer(&self, index: usize, layer: &Layer, x: &mut [f32], n: usize, cache: &mut KvCache) {

@@ -2,6 +2,7 @@
 //! one claim, through the built `llq` binary and the library's public API, against the
 //! independent references in `llq-testsupport` (Python oracles, ggml, the shared data).
 
+mod chunk_kld;
 mod common;
 
 mod atomic_output;
@@ -10,6 +11,7 @@ mod chat;
 mod compare;
 mod convert;
 mod fit;
+mod gptq;
 mod imatrix;
 mod imatrix_compute;
 mod imatrix_kld;

@@ -18,11 +18,11 @@ mod allocate;
 mod calibrate;
 mod proxy;
 
+use super::calibration::Calibration;
 use super::policy::TensorTarget;
 use crate::checkpoint::{Source, SourceTensor};
 use crate::error::{Error, Result};
 use crate::eval::reference::load_reference;
-use crate::eval::text::chunked_tokens;
 use crate::progress;
 use crate::runtime::sampler::SplitMix64;
 use crate::tokenizer::Tokenizer;
@@ -32,7 +32,6 @@ use llq_types::{FileType, GgmlType};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
 /// What the output must fit.
@@ -44,14 +43,6 @@ pub enum Budget {
     BitsPerWeight(f64),
     /// What fits in this much RAM at a context of `ctx` tokens (see [`ram_budget`]).
     Ram { bytes: u64, ctx: usize },
-}
-
-/// `--calibration`: text the reference model runs over to measure what quantization costs.
-#[derive(Clone, Debug)]
-pub struct Calibration {
-    pub text: PathBuf,
-    pub chunks: usize,
-    pub n_ctx: usize,
 }
 
 /// Everything `--fit` needs besides the checkpoint.
@@ -168,20 +159,7 @@ pub fn fit(
     let mut model = load_reference(&source.path)?;
     let tok = Tokenizer::from_model(&model)?;
     let (chunks, source_text) = match &opts.calibration {
-        Some(cal) => {
-            let tokens = chunked_tokens(&tok, &cal.text, cal.n_ctx, "calibration")?;
-            let n = (tokens.len() / cal.n_ctx).min(cal.chunks);
-            let chunks = tokens
-                .chunks_exact(cal.n_ctx)
-                .take(n)
-                .map(|c| {
-                    let mut chunk = c.to_vec();
-                    chunk[0] = tok.bos();
-                    chunk
-                })
-                .collect();
-            (chunks, cal.text.display().to_string())
-        }
+        Some(cal) => (cal.chunks(&tok)?, cal.text.display().to_string()),
         None => {
             let n_ctx = RANDOM_CTX.min(source.hparams.context_length);
             (
