@@ -15,8 +15,11 @@ use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
 use llq_testsupport::Rng;
 use llq_types::GgmlType::{self, BF16, F16, F32, Q4_0, Q4_K, Q6_K, Q8_0};
 
-/// The ISAs whose tables have tiles.
+/// The ISAs whose tables have tiles (none on aarch64 yet).
+#[cfg(not(target_arch = "aarch64"))]
 const TILED_ISAS: &[&str] = &["avx512vnni"];
+#[cfg(target_arch = "aarch64")]
+const TILED_ISAS: &[&str] = &[];
 
 /// The weight types `t` has a tile for.
 fn tiled_types(t: &DotTable) -> impl Iterator<Item = GgmlType> + '_ {
