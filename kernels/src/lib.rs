@@ -23,7 +23,7 @@ pub mod gptq;
 pub mod linalg;
 pub mod matmul;
 mod rounding;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd;
 
 pub use blocks::{dequantize_row, factor_offsets, quantize_row};

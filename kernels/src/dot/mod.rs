@@ -8,12 +8,15 @@
 //!
 //! Every kernel has a scalar reference (in its type's block file) and, on x86_64, an
 //! AVX2+FMA+F16C version; the hottest ones (Q4_0, Q8_0, Q6_K) also an AVX-512+VNNI one, and the
-//! many-token register tiles an AVX2, an AVX-VNNI and an AVX-512 VNNI version (the ISA tables
-//! are under `simd/`). The table of function pointers is chosen once, at first use
-//! ([`table`]): the best ISA the CPU reports, unless the environment variable `LLQ_KERNELS`
-//! names a table (`scalar`, `avx2`, `avxvnni`, `avx512vnni`): then the best up to that one.
-//! SIMD and scalar results agree exactly on the integer parts; the float accumulation order
-//! differs (SIMD keeps per-lane partial sums), so final results agree to rounding.
+//! many-token register tiles an AVX2, an AVX-VNNI and an AVX-512 VNNI version. On aarch64 the
+//! quantized types have NEON kernels, and NEON + dotprod (`sdot`) ones where the CPU has the
+//! extension (the ISA tables are under `simd/`). The table of function pointers is chosen once,
+//! at first use ([`table`]): the best ISA the CPU reports, unless the environment variable
+//! `LLQ_KERNELS` names a table (`scalar`, `avx2`, `avxvnni`, `avx512vnni`, `neon`, `neondot`):
+//! then the best up to that one. SIMD and scalar results agree exactly on the integer parts; on
+//! x86 the float accumulation order differs (SIMD keeps per-lane partial sums), so final
+//! results agree to rounding, while the NEON quantized kernels keep the reference's order and
+//! equal it bit for bit.
 
 mod kernel;
 
@@ -22,7 +25,7 @@ pub use kernel::{
 };
 
 use crate::blocks::traits;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::simd;
 use kernel::Packed;
 use llq_types::GgmlType;
@@ -43,7 +46,10 @@ impl DotTable {
     }
 
     /// Replace the dot product of `ty` (used by the SIMD tables, which start from the scalar one).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
     pub(crate) fn set(&mut self, ty: GgmlType, dot: DotFn) {
         let k = self.kernels[ty as usize]
             .as_mut()
@@ -63,7 +69,10 @@ impl DotTable {
     }
 
     /// Install the packed-activation kernels of `ty` (after its [`DotTable::set`], if any).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
     pub(crate) fn set_packed(
         &mut self,
         ty: GgmlType,
@@ -97,6 +106,10 @@ const SIMD: &[Isa] = &[
     simd::avxvnni::ISA,
     #[cfg(target_arch = "x86_64")]
     simd::avx512::ISA,
+    #[cfg(target_arch = "aarch64")]
+    simd::neon::NEON,
+    #[cfg(target_arch = "aarch64")]
+    simd::neon::NEONDOT,
 ];
 
 /// The scalar reference table (always available): every type's dot product from its block
@@ -133,14 +146,14 @@ pub fn tables() -> Vec<&'static DotTable> {
         .collect()
 }
 
-/// The table of ISA `name` (`"scalar"`, `"avx2"`, `"avxvnni"`, `"avx512vnni"`), if this CPU
-/// supports it.
+/// The table of ISA `name` (`"scalar"`, `"avx2"`, `"avxvnni"`, `"avx512vnni"`, `"neon"`,
+/// `"neondot"`), if this CPU supports it.
 pub fn table_named(name: &str) -> Option<&'static DotTable> {
     tables().into_iter().find(|t| t.isa == name)
 }
 
 /// The best table this CPU supports, ignoring `LLQ_KERNELS`: AVX-512+VNNI, else AVX-VNNI, else
-/// AVX2, else the scalar reference.
+/// AVX2 (on aarch64: NEON + dotprod, else NEON), else the scalar reference.
 pub fn best_table() -> &'static DotTable {
     simd_tables().last().unwrap_or_else(scalar_table)
 }
@@ -154,7 +167,8 @@ fn rank(name: &str) -> Option<usize> {
 
 /// The table in use: [`best_table`], unless `LLQ_KERNELS` names a table when it is first asked
 /// for: then the best table up to that one (`scalar` forces the reference, `avx2` the AVX2
-/// table, or the reference if the CPU lacks AVX2). Chosen once per process.
+/// table, or the reference if the CPU lacks AVX2; `neon` likewise on aarch64). Chosen once per
+/// process.
 pub fn table() -> &'static DotTable {
     static T: OnceLock<&'static DotTable> = OnceLock::new();
     T.get_or_init(|| {
@@ -169,7 +183,8 @@ pub fn table() -> &'static DotTable {
     })
 }
 
-/// The ISA of the table in use: `"avx512vnni"`, `"avxvnni"`, `"avx2"` or `"scalar"`.
+/// The ISA of the table in use: `"avx512vnni"`, `"avxvnni"`, `"avx2"`, `"neondot"`, `"neon"` or
+/// `"scalar"`.
 pub fn active_isa() -> &'static str {
     table().isa
 }

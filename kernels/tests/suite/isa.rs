@@ -8,7 +8,8 @@ use std::io::Write;
 
 /// The tables this CPU can run, by name, from its reported features: AVX2 + FMA + F16C for
 /// `avx2`, AVX-VNNI (with those) for `avxvnni`, and AVX-512 F/BW/VL/VNNI (with those) for
-/// `avx512vnni`.
+/// `avx512vnni`; on aarch64 NEON for `neon` and the dot-product extension (with it) for
+/// `neondot`.
 pub fn cpu_isas() -> Vec<&'static str> {
     std::iter::once("scalar").chain(simd_isas()).collect()
 }
@@ -36,7 +37,19 @@ fn simd_isas() -> Vec<&'static str> {
     isas
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(target_arch = "aarch64")]
+fn simd_isas() -> Vec<&'static str> {
+    let mut isas = Vec::new();
+    if std::arch::is_aarch64_feature_detected!("neon") {
+        isas.push("neon");
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            isas.push("neondot");
+        }
+    }
+    isas
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn simd_isas() -> Vec<&'static str> {
     Vec::new()
 }

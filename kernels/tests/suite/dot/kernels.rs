@@ -19,8 +19,22 @@ use llq_kernels::dot::{self, DotTable};
 use llq_testsupport::Rng;
 use llq_types::GgmlType;
 
-/// The ISAs whose tables have their own kernel for every weight type.
+/// The ISAs of this architecture whose tables have their own kernel for every weight type.
+#[cfg(not(target_arch = "aarch64"))]
 const SIMD: &[&str] = &["avx2", "avxvnni", "avx512vnni"];
+#[cfg(target_arch = "aarch64")]
+const SIMD: &[&str] = &["neon", "neondot"];
+
+/// The ISAs whose quantized kernels equal the scalar reference bit for bit (dot, matvec and
+/// four-token kernels alike), not only to rounding.
+#[cfg(target_arch = "aarch64")]
+const BIT_EXACT: &[&str] = &["neon", "neondot"];
+
+/// The SIMD tables of this architecture below the best that `LLQ_KERNELS` can cap the choice at.
+#[cfg(not(target_arch = "aarch64"))]
+const CAPS: &[&str] = &["avx2", "avxvnni"];
+#[cfg(target_arch = "aarch64")]
+const CAPS: &[&str] = &["neon"];
 
 /// The SIMD tables this CPU supports, each compared with the scalar reference.
 fn simd_tables() -> impl Iterator<Item = &'static DotTable> {
@@ -228,9 +242,9 @@ fn lengths_are_checked() {
     assert!(r.is_err());
 }
 
-/// CI runs the suite again with `LLQ_KERNELS=scalar` (and `=avx2`). Here: with the variable set
-/// the active table must be the one it names (or the best below it the CPU has); without it,
-/// run this very test again in child processes with each value, which then take the first
+/// CI runs the suite again with `LLQ_KERNELS=scalar`. Here: with the variable set the active
+/// table must be the one it names (or the best below it the CPU has); without it, run this very
+/// test again in child processes with `scalar` and each of [`CAPS`], which then take the first
 /// branches.
 #[test]
 fn llq_kernels_forces_a_table() {
@@ -245,15 +259,13 @@ fn llq_kernels_forces_a_table() {
             assert!(std::ptr::eq(dot::table(), dot::scalar_table()));
             return;
         }
-        Ok("avx2") => {
-            let want = dot::table_named("avx2").unwrap_or(dot::scalar_table());
-            assert!(std::ptr::eq(dot::table(), want));
-            assert_eq!(dot::active_isa(), want.isa);
-            return;
-        }
-        Ok("avxvnni") => {
-            let want = dot::table_named("avxvnni")
-                .or(dot::table_named("avx2"))
+        Ok(v) if CAPS.contains(&v) => {
+            // The named table, else the best of the weaker ones the CPU has.
+            let at = CAPS.iter().position(|&c| c == v).unwrap();
+            let want = CAPS[..=at]
+                .iter()
+                .rev()
+                .find_map(|&c| dot::table_named(c))
                 .unwrap_or(dot::scalar_table());
             assert!(std::ptr::eq(dot::table(), want));
             assert_eq!(dot::active_isa(), want.isa);
@@ -262,14 +274,18 @@ fn llq_kernels_forces_a_table() {
         _ => {}
     }
     assert_eq!(dot::active_isa(), dot::best_table().isa);
-    for value in ["scalar", "avx2", "avxvnni"] {
+    for value in std::iter::once(&"scalar").chain(CAPS) {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([name.as_str(), "--exact", "--nocapture"])
             .env("LLQ_KERNELS", value)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "LLQ_KERNELS={value}: {stdout}");
+        assert!(
+            out.status.success(),
+            "LLQ_KERNELS={value}: {} {stdout}",
+            out.status
+        );
         assert!(stdout.contains("1 passed"), "LLQ_KERNELS={value}: {stdout}");
     }
 }
@@ -363,12 +379,116 @@ fn dot4_equals_four_dots_on_adversarial_rows() {
     });
 }
 
+/// Where the packed-activation kernels are: Q4_0 and Q8_0 in the AVX-512 table, every
+/// quantized type in the NEON tables, nothing elsewhere.
 #[test]
-fn avx512_has_packed_kernels_for_q4_0_and_q8_0() {
+fn packed_kernels_are_where_expected() {
     for t in dot::tables() {
         for ty in weight_types() {
-            let want = t.isa == "avx512vnni" && matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0);
+            let want = match t.isa {
+                "avx512vnni" => matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0),
+                "neon" | "neondot" => ty.is_quantized(),
+                _ => false,
+            };
             assert_eq!(t.kernel(ty).unwrap().has_packed(), want, "{} {ty}", t.isa);
         }
     }
+}
+
+/// `Kernel::matvec` over 0..=9 weight rows (groups of four and the rest) equals the table's dot
+/// product on each row, bit for bit, in every table.
+#[test]
+fn matvec_equals_dots_on_many_rows() {
+    let mut rng = Rng::new(6);
+    run_tables(dot::tables(), SIMD, |t| {
+        for ty in weight_types() {
+            let k = t.kernel(ty).unwrap();
+            for n in dot4_lengths(ty) {
+                let rows: Vec<Vec<u8>> = (0..9)
+                    .map(|r| {
+                        let scale = [1e-3f32, 1.0, 40.0][r % 3];
+                        encode(ty, &rng.normals(n, scale))
+                    })
+                    .collect();
+                let a = activations(ty, &rng.normals(n, 1.0));
+                let packed = k.pack_rows(n, &a);
+                for count in 0..=rows.len() {
+                    let w = rows[..count].concat();
+                    let mut out = vec![f32::NAN; count];
+                    k.matvec(n, &w, &packed, 0, &mut out);
+                    for (r, (got, w)) in out.iter().zip(&rows).enumerate() {
+                        let want = (k.dot)(n, w, &a);
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "{} {ty} n={n} row {r} of {count}: matvec {got} vs dot {want}",
+                            t.isa
+                        );
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The NEON tables' quantized kernels equal the scalar reference bit for bit: dot, matvec
+/// (through `dot1`) and `dot4`, on encoded rows at several scales, raw fp16 factors of either
+/// sign (normal and subnormal), and byte patterns at the extremes of every encoding against
+/// activation levels including −128.
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn neon_equals_scalar_bit_for_bit() {
+    let mut rng = Rng::new(7);
+    let exact = dot::tables()
+        .into_iter()
+        .filter(|t| BIT_EXACT.contains(&t.isa));
+    run_tables(exact, BIT_EXACT, |t| {
+        let scal = dot::scalar_table();
+        for ty in weight_types().filter(|ty| ty.is_quantized()) {
+            let k = t.kernel(ty).unwrap();
+            for n in dot4_lengths(ty) {
+                let mut cases: Vec<(String, Vec<u8>, [Vec<u8>; 4])> = Vec::new();
+                for scale in [1e-3f32, 1.0, 40.0] {
+                    let w = encode(ty, &rng.normals(n, scale));
+                    let a = std::array::from_fn(|_| activations(ty, &rng.normals(n, 1.0 / scale)));
+                    cases.push((format!("scale {scale}"), w, a));
+                }
+                let d = random_f16(&mut rng);
+                let mut r2 = Rng::new(rng.next_u64());
+                let w = raw_weights(ty, n, d, &mut || r2.next_u64() as u8);
+                let a = std::array::from_fn(|_| activations(ty, &rng.normals(n, 1.0)));
+                cases.push((format!("raw scale {d:#06x}"), w, a));
+                if n <= 1024 {
+                    for (wname, mut fill) in patterns(&mut rng) {
+                        let w = raw_weights(ty, n, random_f16(&mut rng), &mut *fill);
+                        let mut r2 = Rng::new(rng.next_u64());
+                        let a = [127i8, -127, -128, 0].map(|l| {
+                            let mut r3 = Rng::new(r2.next_u64());
+                            raw_activations(ty, n, &mut || match l {
+                                0 => r3.next_u64() as i8,
+                                l => l,
+                            })
+                        });
+                        cases.push((format!("weights {wname}"), w, a));
+                    }
+                }
+                for (what, w, a) in &cases {
+                    let all = a.concat();
+                    let rows = k.pack_rows(n, &all);
+                    let got4 = k.dot4(n, w, &rows, 0);
+                    for (j, a) in a.iter().enumerate() {
+                        let want = (scal.kernel(ty).unwrap().dot)(n, w, a);
+                        let got = [(k.dot)(n, w, a), k.dot1(n, w, &rows, j), got4[j]];
+                        for (how, got) in ["dot", "dot1", "dot4"].iter().zip(got) {
+                            assert!(
+                                got.to_bits() == want.to_bits(),
+                                "{} {ty} n={n} {what} token {j}: {how} {got} vs scalar {want}",
+                                t.isa
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    });
 }
