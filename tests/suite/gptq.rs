@@ -18,6 +18,9 @@ const CALIBRATION_CHUNKS: &str = "32";
 const EVAL_CHUNKS: usize = 30;
 /// How many standard errors of the per-chunk paired difference the gain must clear.
 const MIN_STANDARD_ERRORS: f64 = 3.0;
+/// The largest mean-KLD ratio gptq / ggml+imatrix accepted: issue 14's target (measured 0.598
+/// and 0.651, see [`COMPARED`]).
+const MAX_RATIO: f64 = 0.7;
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -59,9 +62,8 @@ fn setup() -> Option<Setup> {
 }
 
 impl Setup {
-    /// `llq quantize F32 OUT TYPE --imatrix DAT [extra]`, with GPTQ over the calibration if
-    /// `gptq`.
-    fn quantize(&self, ty: &str, extra: &[&str], gptq: bool) -> PathBuf {
+    /// `llq quantize F32 OUT TYPE --imatrix DAT`, with GPTQ over the calibration if `gptq`.
+    fn quantize(&self, ty: &str, gptq: bool) -> PathBuf {
         let mode = if gptq { "gptq" } else { "ggml" };
         let out = self.dir.path().join(format!("{mode}-{ty}.gguf"));
         let mut args = vec![
@@ -73,7 +75,6 @@ impl Setup {
             s(&self.imatrix),
             "--quiet",
         ];
-        args.extend(extra);
         if gptq {
             args.extend([
                 "--quant-mode",
@@ -89,27 +90,21 @@ impl Setup {
     }
 }
 
-/// The files compared, with what both sides get besides the type. token_embd is a lookup, not a
-/// product: GPTQ rounds it as ggml does. On this tiny model (512 tokens × 256) its Q4_K error
-/// is most of a Q4_K_M file's KLD (measured 2.7e-4 of 3.3e-4 over 20 chunks), which leaves
-/// the full Q4_K_M files within noise of each other (gptq / ggml 0.998); with token_embd at
-/// Q8_0 on both sides the difference is the compensated matrices'. On the 768-wide, 6-layer
-/// model of README's table plain Q4_K_M gains (0.67×).
-const COMPARED: [(&str, &[&str]); 2] = [
-    ("q4_0", &[]),
-    ("q4_k_m", &["--token-embedding-type", "q8_0"]),
-];
+/// The types compared (plain file types: GPTQ rounds token_embd, a lookup rather than a
+/// product, as ggml does). Measured 2026-12-03 over these 30 chunks: gptq / ggml+imatrix 0.598
+/// (Q4_0) and 0.653 (Q4_K_M), each difference more than 20 standard errors below zero.
+const COMPARED: [&str; 2] = ["q4_0", "q4_k_m"];
 
 #[test]
 fn gptq_lowers_kld_below_ggml_imatrix_rounding_on_unseen_text() {
     let Some(setup) = setup() else {
         return;
     };
-    let types = COMPARED.map(|(ty, _)| ty);
+    let types = COMPARED;
     let mut files = Vec::new();
-    for (ty, extra) in COMPARED {
-        files.push(setup.quantize(ty, extra, false));
-        files.push(setup.quantize(ty, extra, true));
+    for ty in types {
+        files.push(setup.quantize(ty, false));
+        files.push(setup.quantize(ty, true));
     }
     let reference = Model::load(&setup.f32).unwrap();
     let models: Vec<Model> = files.iter().map(|f| Model::load(f).unwrap()).collect();
@@ -131,6 +126,12 @@ fn gptq_lowers_kld_below_ggml_imatrix_rounding_on_unseen_text() {
             failures.push(format!(
                 "{ty}: gptq − ggml = {m:.3e} ± {se:.3e}, not below −{MIN_STANDARD_ERRORS} \
                  standard errors"
+            ));
+        }
+        if mean(gptq) / mean(ggml) > MAX_RATIO {
+            failures.push(format!(
+                "{ty}: gptq / ggml = {:.3}, above {MAX_RATIO}",
+                mean(gptq) / mean(ggml)
             ));
         }
     }
@@ -158,7 +159,7 @@ fn gptq_files_run_in_llama_cpp() {
         .collect();
     let scratch = setup.dir.path().join("logits.f32");
     for (ty, llq_bound) in LLQ_VS_LLAMA_CPP {
-        let q = setup.quantize(ty, &[], true);
+        let q = setup.quantize(ty, true);
         let got = crate::common::llama_cpp_logits(&python, &q, &ids, &scratch);
         assert!(got.iter().all(|v| v.is_finite()), "{ty}: non-finite logits");
         let model = Model::load(&q).unwrap();
@@ -171,8 +172,9 @@ fn gptq_files_run_in_llama_cpp() {
 }
 
 /// Per type, max |Δlogit| between llq and llama.cpp on the same gptq file: Q4_0 activations
-/// meet Q8_0 rounding ties (see imatrix_kld.rs), Q4_K_M few of them.
-const LLQ_VS_LLAMA_CPP: [(&str, f32); 2] = [("q4_0", 4e-2), ("q4_k_m", 2.5e-2)];
+/// meet Q8_0 rounding ties (see imatrix_kld.rs), Q4_K_M few of them. Measured 3.7e-2 and
+/// 4.5e-3 (SIMD kernels), 3.6e-2 and 3.3e-3 (scalar).
+const LLQ_VS_LLAMA_CPP: [(&str, f32); 2] = [("q4_0", 4.5e-2), ("q4_k_m", 6.5e-3)];
 
 #[test]
 fn gptq_needs_a_calibration_text_long_enough() {

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::eval::reference::load_reference;
 use crate::progress;
 use crate::runtime::forward::{KvCache, Session};
-use crate::runtime::model::Model;
+use crate::runtime::model::{Matrix, Model};
 use crate::tokenizer::Tokenizer;
 use gram::{input_of, Gram, GramCollector};
 use llq_kernels::gptq;
@@ -134,13 +134,18 @@ pub fn compensate(
                     session.run_layer(l, x, &mut cache);
                 }
             }
-            job.quantize_all(&mut model, &names, collector.into_grams(), &source.path)?;
+            let originals =
+                job.quantize_all(&mut model, &names, collector.into_grams(), &source.path)?;
             if let Some(inputs) = inputs {
                 states = inputs;
                 let session = Session::new(&model);
                 for x in &mut states {
                     session.run_layer(l, x, &mut cache);
                 }
+            }
+            // The layer's quantized bytes are in the spill: memory holds one layer's at a time.
+            for (name, original) in originals {
+                model.restore(&name, original);
             }
         }
         if job.work.contains_key("output.weight") {
@@ -181,16 +186,18 @@ struct Job<'a> {
 
 impl Job<'_> {
     /// Quantize the matrices `names` of `model`, each with the Gram matrix of its input
-    /// (factored once per input), spill the results and put them in the model (so that later
-    /// layers see them). A matrix whose H the kernels refuse (not positive definite even after
-    /// damping) is left to the ordinary rounding, with a warning.
+    /// (factored once per input), spill the results and put them in the model (so that a pass
+    /// over the layer sees them); returns the matrices replaced. A matrix whose H the kernels
+    /// refuse (not positive definite even after damping) is left to the ordinary rounding, with
+    /// a warning.
     fn quantize_all(
         &mut self,
         model: &mut Model,
         names: &[String],
         grams: BTreeMap<String, Gram>,
         source: &Path,
-    ) -> Result<()> {
+    ) -> Result<Vec<(String, Matrix)>> {
+        let mut originals = Vec::new();
         let options = gptq::Options::default();
         let mut factored: BTreeMap<String, std::result::Result<gptq::Hessian, gptq::Error>> =
             BTreeMap::new();
@@ -204,7 +211,10 @@ impl Job<'_> {
                 bar.set_message(name.clone());
             }
             match hessian {
-                Ok(hessian) => self.quantize(model, name, hessian, &options, source)?,
+                Ok(hessian) => {
+                    let original = self.quantize(model, name, hessian, &options, source)?;
+                    originals.push((name.clone(), original));
+                }
                 Err(e) => self
                     .warnings
                     .push(format!("{name}: {e}; rounded without error compensation")),
@@ -213,7 +223,7 @@ impl Job<'_> {
                 bar.inc(1);
             }
         }
-        Ok(())
+        Ok(originals)
     }
 
     fn quantize(
@@ -223,7 +233,7 @@ impl Job<'_> {
         hessian: &gptq::Hessian,
         options: &gptq::Options,
         source: &Path,
-    ) -> Result<()> {
+    ) -> Result<Matrix> {
         let (ty, importance) = self.work[name];
         let m = model
             .matrix_mut(name)
@@ -244,7 +254,6 @@ impl Job<'_> {
             .map_err(|e| Error::io(source, "cannot write a temp file", e))?;
         model
             .replace(name, ty, bytes.into())
-            .map_err(|e| Error::file(source, e))?;
-        Ok(())
+            .map_err(|e| Error::file(source, e))
     }
 }
