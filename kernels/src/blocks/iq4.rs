@@ -23,7 +23,7 @@ pub(super) fn pack(levels: &[u8], out: &mut [u8]) {
 
 /// The 32 table values of a group's 16 nibble bytes, in element order.
 #[inline]
-pub(super) fn values(qs: &[u8]) -> [i8; QK] {
+pub(crate) fn values(qs: &[u8]) -> [i8; QK] {
     let mut v = [0i8; QK];
     let (lo, hi) = v.split_at_mut(QK / 2);
     for ((lo, hi), (a, b)) in lo.iter_mut().zip(hi).zip(nibble_pairs(qs)) {

@@ -1,4 +1,5 @@
-//! Tiles of Q4_0 and Q8_0 rows against Q8_0 activations.
+//! Tiles of Q4_0, Q8_0 and IQ4_NL rows against Q8_0 activations (IQ4_NL's table values are
+//! signed bytes, so its tiles are Q8_0's with another repack).
 //!
 //! The weights' levels go in as the signed operand of `vpdpbusd` / `vpmaddubsw` (Q4_0's nibbles
 //! − 8) and the activations' as the unsigned one, stored + 128; the tile keeps 128·Σ levels of
@@ -13,7 +14,7 @@
 //! 3840 per pair, eight groups ≤ 30720, and `vpmaddwd` by 1 and by 16 recombines them exactly.
 
 use super::{check_repack, nibbles};
-use crate::blocks::{f16_at, q4_0, q8_0};
+use crate::blocks::{f16_at, iq4, iq4_nl, q4_0, q8_0};
 use crate::dot::{Gemm, Packer, TILE_ROWS};
 use llq_types::GgmlType;
 
@@ -76,6 +77,24 @@ pub(super) const Q8_0_AVX2: Gemm = Gemm {
     act: SPLIT,
     run: ymm::run_q8_0,
     ..Q8_0
+};
+
+pub(super) const IQ4_NL: Gemm = Gemm {
+    weight: GgmlType::IQ4_NL,
+    repack: repack_iq4_nl,
+    ..Q8_0
+};
+
+pub(super) const IQ4_NL_AVX2: Gemm = Gemm {
+    weight: GgmlType::IQ4_NL,
+    repack: repack_iq4_nl,
+    ..Q8_0_AVX2
+};
+
+pub(super) const IQ4_NL_VNNI: Gemm = Gemm {
+    weight: GgmlType::IQ4_NL,
+    repack: repack_iq4_nl,
+    ..Q8_0_VNNI
 };
 
 pub(super) const Q4_0_VNNI: Gemm = Gemm {
@@ -197,6 +216,22 @@ fn levels_q8_0(b: &[u8]) -> Levels {
         }),
         sum: qs.iter().map(|&q| i32::from(q as i8)).sum(),
     }
+}
+
+/// IQ4_NL: the table values of its nibbles, in element order, as Q8_0's levels.
+fn levels_iq4_nl(b: &[u8]) -> Levels {
+    let v = iq4::values(&b[iq4_nl::QS..]);
+    Levels {
+        d: f16_at(b, iq4_nl::D),
+        groups: std::array::from_fn(|g| {
+            u32::from_le_bytes(std::array::from_fn(|i| v[4 * g + i] as u8))
+        }),
+        sum: v.iter().map(|&x| i32::from(x)).sum(),
+    }
+}
+
+fn repack_iq4_nl(n: usize, rows: &[&[u8]], tile: &mut [u8]) {
+    repack_with(n, GgmlType::IQ4_NL, rows, tile, levels_iq4_nl)
 }
 
 fn repack_q4_0(n: usize, rows: &[&[u8]], tile: &mut [u8]) {

@@ -16,7 +16,7 @@
 //! block after block (separate multiplies and adds, no FMA). The float types (`float`) are
 //! not: see there.
 //!
-//! One module per tile format: `legacy` (Q4_0, Q8_0: 32-element blocks, one scale), `q4_k`
+//! One module per tile format: `legacy` (Q4_0, Q8_0, IQ4_NL: 32-element blocks, one scale), `q4_k`
 //! (Q4_K and Q5_K: 256-element super-blocks with 6-bit sub-block scales and mins), `q6_k` (16
 //! signed sub-block scales, levels offset by 32) and `float` (F16, BF16, F32). Each holds the
 //! layout (repack, activation packing, shared by every ISA) and one kernel module per register
@@ -42,6 +42,7 @@ use llq_types::GgmlType;
 pub(super) const AVX512: &[Gemm] = &[
     legacy::Q4_0,
     legacy::Q8_0,
+    legacy::IQ4_NL,
     q4_k::Q4_K,
     q4_k::Q5_K,
     q6_k::Q6_K,
@@ -54,6 +55,7 @@ pub(super) const AVX512: &[Gemm] = &[
 pub(super) const AVX2: &[Gemm] = &[
     legacy::Q4_0_AVX2,
     legacy::Q8_0_AVX2,
+    legacy::IQ4_NL_AVX2,
     q4_k::Q4_K_AVX2,
     q4_k::Q5_K_AVX2,
     q6_k::Q6_K_AVX2,
@@ -67,6 +69,7 @@ pub(super) const AVX2: &[Gemm] = &[
 pub(super) const AVXVNNI: &[Gemm] = &[
     legacy::Q4_0_VNNI,
     legacy::Q8_0_VNNI,
+    legacy::IQ4_NL_VNNI,
     q4_k::Q4_K_VNNI,
     q4_k::Q5_K_VNNI,
     q6_k::Q6_K_VNNI,

@@ -15,7 +15,7 @@ use crate::isa::run_tables;
 use llq_kernels::dot::{self, DotTable, TILE_ROWS, TILE_TOKENS};
 use llq_kernels::matmul::{matmul_quantized_with, Activations, Weights};
 use llq_testsupport::Rng;
-use llq_types::GgmlType::{self, BF16, F16, F32, Q4_0, Q4_K, Q5_K, Q6_K, Q8_0};
+use llq_types::GgmlType::{self, BF16, F16, F32, IQ4_NL, Q4_0, Q4_K, Q5_K, Q6_K, Q8_0};
 
 /// The ISAs whose tables have tiles (none on aarch64 yet).
 #[cfg(not(target_arch = "aarch64"))]
@@ -24,7 +24,7 @@ const TILED_ISAS: &[&str] = &["avx2", "avxvnni", "avx512vnni"];
 const TILED_ISAS: &[&str] = &[];
 
 /// The types every table with tiles tiles.
-const TILED: [GgmlType; 8] = [Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, F16, BF16, F32];
+const TILED: [GgmlType; 9] = [Q4_0, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K, F16, BF16, F32];
 
 /// The weight types `t` has a tile for.
 fn tiled_types(t: &DotTable) -> impl Iterator<Item = GgmlType> + '_ {
