@@ -17,7 +17,7 @@ use crate::common::weight_types;
 use crate::isa::{cpu_isas, run_tables};
 use llq_kernels::dot::{self, DotTable};
 use llq_testsupport::Rng;
-use llq_types::GgmlType;
+use llq_types::{Family, GgmlType};
 
 /// The ISAs of this architecture whose tables have their own kernel for every weight type.
 #[cfg(not(target_arch = "aarch64"))]
@@ -379,15 +379,16 @@ fn dot4_equals_four_dots_on_adversarial_rows() {
     });
 }
 
-/// Where the packed-activation kernels are: Q4_0 and Q8_0 in the AVX-512 table, every
-/// quantized type in the NEON tables, nothing elsewhere.
+/// Where the packed-activation kernels are: Q4_0 and Q8_0 in the AVX-512 table, every legacy
+/// and K-quant type in the NEON tables (the i-quants keep their scalar kernels there), nothing
+/// elsewhere.
 #[test]
 fn packed_kernels_are_where_expected() {
     for t in dot::tables() {
         for ty in weight_types() {
             let want = match t.isa {
                 "avx512vnni" => matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0),
-                "neon" | "neondot" => ty.is_quantized(),
+                "neon" | "neondot" => matches!(ty.family(), Family::Legacy | Family::KQuant),
                 _ => false,
             };
             assert_eq!(t.kernel(ty).unwrap().has_packed(), want, "{} {ty}", t.isa);
