@@ -294,3 +294,43 @@ fn gptq_files_do_not_depend_on_the_thread_count() {
         "1 and 2 threads wrote different files"
     );
 }
+
+/// GPTQ after `--fit` chose the types: the file still fits its budget and runs.
+#[test]
+fn gptq_rounds_the_types_fit_chose() {
+    let Some((first_half, _)) = training_halves() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("calibration.txt");
+    std::fs::write(&text, &first_half[..200_000]).unwrap();
+    let out = dir.path().join("fit.gguf");
+    let budget = 1_400_000u64;
+    let report = dir.path().join("report.json");
+    llq_ok(&[
+        "convert",
+        s(&fixture("meta")),
+        "-o",
+        s(&out),
+        "--fit",
+        &budget.to_string(),
+        "--quant-mode",
+        "gptq",
+        "--calibration",
+        s(&text),
+        "--calibration-chunks",
+        "2",
+        "--quiet",
+        "--json",
+        s(&report),
+    ]);
+    assert!(std::fs::metadata(&out).unwrap().len() <= budget);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(r["gptq"]["matrices"].as_u64().unwrap() > 0, "{}", r["gptq"]);
+    let model = Model::load(&out).unwrap();
+    let ids: Vec<u32> = (1..100).collect();
+    let mut cache = KvCache::new(&model, ids.len());
+    let logits = Session::new(&model).forward(&ids, &mut cache, Logits::All);
+    assert!(logits.iter().all(|v| v.is_finite()));
+}
