@@ -216,6 +216,27 @@ fn gptq_needs_a_calibration_text_long_enough() {
     assert!(!out.exists(), "a refused conversion left {}", out.display());
 }
 
+/// The first 200 KB of the training half in `dir`: a short calibration text.
+fn short_calibration(dir: &Path) -> Option<PathBuf> {
+    let (first_half, _) = training_halves()?;
+    let text = dir.join("calibration.txt");
+    std::fs::write(&text, &first_half[..200_000]).unwrap();
+    Some(text)
+}
+
+/// `gguf` loads and gives finite logits over a few hundred tokens.
+fn assert_runs_finite(gguf: &Path) {
+    let model = Model::load(gguf).unwrap();
+    let ids: Vec<u32> = (1..200).collect();
+    let mut cache = KvCache::new(&model, ids.len());
+    let logits = Session::new(&model).forward(&ids, &mut cache, Logits::All);
+    assert!(
+        logits.iter().all(|v| v.is_finite()),
+        "{}: non-finite logits",
+        gguf.display()
+    );
+}
+
 /// A text of one word repeated makes every position's input the same after the first few:
 /// the Hessians have a tiny rank, damping has to carry them, and the file must stay finite.
 #[test]
@@ -246,26 +267,17 @@ fn singular_hessians_still_give_finite_files() {
         let stderr = String::from_utf8_lossy(&run.stderr);
         assert!(run.status.success(), "{ty}: {stderr}");
         println!("{ty}: {stderr}");
-        let model = Model::load(&out).unwrap();
-        let ids: Vec<u32> = (1..200).collect();
-        let mut cache = KvCache::new(&model, ids.len());
-        let logits = Session::new(&model).forward(&ids, &mut cache, Logits::All);
-        assert!(
-            logits.iter().all(|v| v.is_finite()),
-            "{ty}: non-finite logits"
-        );
+        assert_runs_finite(&out);
     }
 }
 
 /// The same bytes whatever the thread count.
 #[test]
 fn gptq_files_do_not_depend_on_the_thread_count() {
-    let Some((first_half, _)) = training_halves() else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(text) = short_calibration(dir.path()) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let text = dir.path().join("calibration.txt");
-    std::fs::write(&text, &first_half[..200_000]).unwrap();
     let meta = fixture("meta");
     let mut outputs = Vec::new();
     for threads in ["1", "2"] {
@@ -298,12 +310,10 @@ fn gptq_files_do_not_depend_on_the_thread_count() {
 /// GPTQ after `--fit` chose the types: the file still fits its budget and runs.
 #[test]
 fn gptq_rounds_the_types_fit_chose() {
-    let Some((first_half, _)) = training_halves() else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(text) = short_calibration(dir.path()) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let text = dir.path().join("calibration.txt");
-    std::fs::write(&text, &first_half[..200_000]).unwrap();
     let out = dir.path().join("fit.gguf");
     let budget = 1_400_000u64;
     let report = dir.path().join("report.json");
@@ -328,9 +338,5 @@ fn gptq_rounds_the_types_fit_chose() {
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert!(r["gptq"]["matrices"].as_u64().unwrap() > 0, "{}", r["gptq"]);
-    let model = Model::load(&out).unwrap();
-    let ids: Vec<u32> = (1..100).collect();
-    let mut cache = KvCache::new(&model, ids.len());
-    let logits = Session::new(&model).forward(&ids, &mut cache, Logits::All);
-    assert!(logits.iter().all(|v| v.is_finite()));
+    assert_runs_finite(&out);
 }
