@@ -28,6 +28,8 @@
 #   BENCH_PP BENCH_TG BENCH_REPS   (default: 512 128 2)
 #   BENCH_MAX_LOAD  re-run a pair measured above this 1-minute load (default: 3.0)
 #   BENCH_RETRIES   (default: 2)
+#   LLQ_KERNELS     caps llq's kernel table (avx2 on an AVX-512 machine against an AVX2 llama.cpp);
+#                   each row records the ISA both sides ran with
 #   KEEP_OUTPUTS    1 to keep GGUFs and checkpoints (default: GGUFs kept, they are reused)
 set -euo pipefail
 
@@ -53,7 +55,7 @@ declare -A SHAPE_ARGS=(
 [[ -x $LLQ_BIN ]] || { echo "no llq binary at $LLQ_BIN (cargo build --release, or set LLQ_BIN)" >&2; exit 1; }
 mkdir -p "$BENCH_DIR"
 RESULTS=$BENCH_DIR/runtime.tsv
-[[ -s $RESULTS ]] || printf 'date\tshape\ttype\tfile_mb\tthreads\tllq_pp\tlcpp_pp\tpp_ratio\tllq_tg\tlcpp_tg\ttg_ratio\tread_gb_s\tmb_per_tok\troof_tok_s\tllq_roof_pct\tlcpp_roof_pct\tisa\tload_before\tload_after\n' >"$RESULTS"
+[[ -s $RESULTS ]] || printf 'date\tshape\ttype\tfile_mb\tthreads\tllq_pp\tlcpp_pp\tpp_ratio\tllq_tg\tlcpp_tg\ttg_ratio\tread_gb_s\tmb_per_tok\troof_tok_s\tllq_roof_pct\tlcpp_roof_pct\tllq_isa\tlcpp_isa\tload_before\tload_after\n' >"$RESULTS"
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
@@ -98,7 +100,7 @@ row = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), shape, ty, mb, q["thr
        f'{q["pp_tok_s"]:.2f}', f'{c["pp_tok_s"]:.2f}', f'{q["pp_tok_s"] / c["pp_tok_s"]:.2f}',
        f'{q["tg_tok_s"]:.2f}', f'{c["tg_tok_s"]:.2f}', f'{q["tg_tok_s"] / c["tg_tok_s"]:.2f}',
        f'{q["read_gb_s"]:.1f}', f'{q["bytes_per_token"] / 1e6:.0f}', f'{roof:.2f}',
-       f'{100 * q["tg_tok_s"] / roof:.0f}', f'{100 * c["tg_tok_s"] / roof:.0f}', q["kernels"], lb, la]
+       f'{100 * q["tg_tok_s"] / roof:.0f}', f'{100 * c["tg_tok_s"] / roof:.0f}', q["kernels"], c["isa"], lb, la]
 print("\t".join(map(str, row)))
 PY
   done
@@ -106,6 +108,6 @@ done
 
 # The table, markdown, for docs/benchmarks.md.
 echo
-echo "| shape | type | file MB | llq pp | llama.cpp pp | pp ratio | llq tg | llama.cpp tg | tg ratio | read GB/s | MB/token | roofline tok/s | llq % roof | llama.cpp % roof | load before/after |"
-echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-tail -n +2 "$RESULTS" | awk -F'\t' -v OFS=' | ' '{print "| " $2, $3, $4, $6, $7, $8 "×", $9, $10, $11 "×", $12, $13, $14, $15 " %", $16 " %", $18 " / " $19 " |"}'
+echo "| shape | type | file MB | llq pp | llama.cpp pp | pp ratio | llq tg | llama.cpp tg | tg ratio | read GB/s | MB/token | roofline tok/s | llq % roof | llama.cpp % roof | ISA llq / llama.cpp | load before/after |"
+echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|"
+tail -n +2 "$RESULTS" | awk -F'\t' -v OFS=' | ' '{print "| " $2, $3, $4, $6, $7, $8 "×", $9, $10, $11 "×", $12, $13, $14, $15 " %", $16 " %", $17 " / " $18, $19 " / " $20 " |"}'

@@ -74,9 +74,14 @@ def main():
     best_tg = min(run_tg(a.tg) for _ in range(a.reps)) if a.tg else float("nan")
     import llama_cpp
 
+    # The CPU features ggml was compiled with ("AVX2 = 1 | ..."): the peer's ISA for the record.
+    info = llama_cpp.llama_print_system_info().decode()
+    isa = [f.split("=")[0].strip() for f in info.split("|") if f.strip().endswith("= 1")]
+
     print(json.dumps({
         "model": a.model,
         "llama_cpp_python": llama_cpp.__version__,
+        "isa": "+".join(isa),
         "threads": a.threads,
         "pp_tokens": a.pp,
         "pp_tok_s": a.pp / best_pp if a.pp else None,

@@ -3,7 +3,9 @@
 //! activations' stored 16-element sums.
 
 use super::legacy::{iq4_values, mul_i8_pairs};
-use super::{fma_block, h, hsum_epi32, hsum_epi32_128, hsum_ps, ld128, ld256, ld64};
+use super::{
+    fma_block, h, hsum_epi32, hsum_epi32_128, hsum_ps, ld128, ld256, ld64, prefetch_ahead,
+};
 use crate::blocks::{f32_at, iq4_xs, q2_k, q3_k, q4_k, q5_k, q6_k, q8_k, sub32};
 use crate::dot::DotFn;
 use llq_types::GgmlType::{self, *};
@@ -32,6 +34,7 @@ macro_rules! row_loop {
         let mut wc = w.chunks_exact(2 * WB);
         let mut ac = a.chunks_exact(2 * AB);
         for (x, y) in (&mut wc).zip(&mut ac) {
+            prefetch_ahead(x);
             $blk(&x[..WB], &y[..AB], &mut acc0, &mut extra);
             $blk(&x[WB..], &y[AB..], &mut acc1, &mut extra);
         }

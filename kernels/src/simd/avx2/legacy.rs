@@ -1,7 +1,7 @@
 //! The legacy types and IQ4_NL: one 32-element block per 256-bit vector (Q4_0: two blocks,
 //! split into their low and high nibbles); IQ4's nibbles become table values by `pshufb`.
 
-use super::{fma_block, h, h4, hsum128, hsum_ps, ld128, ld256};
+use super::{fma_block, h, h4, hsum128, hsum_ps, ld128, ld256, prefetch_ahead};
 use crate::blocks::{iq4, iq4_nl, q4_0, q4_1, q5_0, q5_1, q8_0, q8_1};
 use crate::dot::DotFn;
 use llq_types::GgmlType::{self, *};
@@ -145,6 +145,7 @@ macro_rules! quad_loop {
         let mut wc = w.chunks_exact(4 * WB);
         let mut ac = a.chunks_exact(4 * AB);
         for (x, y) in (&mut wc).zip(&mut ac) {
+            prefetch_ahead(x);
             let d = _mm256_castps128_ps256(_mm_mul_ps(h4(x, WB, $wd), h4(y, AB, $ad)));
             if let Some((m, s)) = affine {
                 ms = _mm_fmadd_ps(h4(x, WB, m), h4(y, AB, s), ms);
@@ -191,6 +192,7 @@ fn q4_0_row(w: &[u8], a: &[u8]) -> f32 {
     let mut wc = w.chunks_exact(4 * WB);
     let mut ac = a.chunks_exact(4 * AB);
     for (x, y) in (&mut wc).zip(&mut ac) {
+        prefetch_ahead(x);
         let d = _mm256_castps128_ps256(_mm_mul_ps(h4(x, WB, q4_0::D), h4(y, AB, q8_0::D)));
         for p in 0..2 {
             let x0 = &x[2 * p * WB + q4_0::QS..][..16];

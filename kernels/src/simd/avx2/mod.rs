@@ -65,6 +65,23 @@ fn table() -> Option<DotTable> {
     Some(t)
 }
 
+/// How far ahead of the block being read the row loops prefetch weights: in token generation
+/// every weight comes from DRAM once, and the hardware prefetcher alone leaves the loops
+/// waiting on it (Q4_K matvec from DRAM, 2 threads: 15.5 → 21.5 GB/s with 1 KiB).
+const PREFETCH_AHEAD: usize = 1024;
+
+/// Prefetch the cache lines `PREFETCH_AHEAD` bytes past those of `s` (a step of a row loop).
+/// Past the end of the row this reaches into the next row of the matrix, which is read next;
+/// past the end of the matrix the hint is harmless (prefetches never fault).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn prefetch_ahead(s: &[u8]) {
+    for line in (0..s.len()).step_by(64) {
+        let at = s.as_ptr().wrapping_add(PREFETCH_AHEAD + line);
+        _mm_prefetch::<_MM_HINT_T0>(at.cast());
+    }
+}
+
 /// 32 bytes from the start of `s`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -4,7 +4,7 @@ use super::{join, pick2};
 use crate::blocks::{q4_0, q8_0};
 use crate::dot::DotFn;
 use crate::simd::avx2::legacy::{isums_q4_0, isums_q8_0};
-use crate::simd::avx2::{fma_block, h, h4, hsum_ps, ld128, ld256};
+use crate::simd::avx2::{fma_block, h, h4, hsum_ps, ld128, ld256, prefetch_ahead};
 use llq_types::GgmlType::{self, *};
 use std::arch::x86_64::*;
 
@@ -55,6 +55,7 @@ fn q4_0_row(w: &[u8], a: &[u8]) -> f32 {
     let mut wc = w.chunks_exact(4 * Q4_0_BYTES);
     let mut ac = a.chunks_exact(4 * Q8_0_BYTES);
     for (x, y) in (&mut wc).zip(&mut ac) {
+        prefetch_ahead(x);
         let dx = h4(x, Q4_0_BYTES, q4_0::D);
         let d = _mm256_castps128_ps256(_mm_mul_ps(dx, h4(y, Q8_0_BYTES, q8_0::D)));
         for (p, acc) in acc.iter_mut().enumerate() {
@@ -91,6 +92,7 @@ fn q8_0_row(w: &[u8], a: &[u8]) -> f32 {
     let mut wc = w.chunks_exact(4 * Q8_0_BYTES);
     let mut ac = a.chunks_exact(4 * Q8_0_BYTES);
     for (x, y) in (&mut wc).zip(&mut ac) {
+        prefetch_ahead(x);
         let d = _mm_mul_ps(h4(x, Q8_0_BYTES, q8_0::D), h4(y, Q8_0_BYTES, q8_0::D));
         for (p, acc) in acc.iter_mut().enumerate() {
             let (b0, b1) = (2 * p, 2 * p + 1);

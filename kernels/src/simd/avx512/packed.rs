@@ -18,7 +18,7 @@ use super::{join, ld512, ld_ps128, pick2};
 use crate::blocks::{f16_at, q4_0, q8_0};
 use crate::dot::{Dot4Fn, MatvecFn, Packer};
 use crate::simd::avx2::legacy::{isums_q4_0, isums_q8_0};
-use crate::simd::avx2::{fma_block, h, h4, hsum_ps, ld128, ld256};
+use crate::simd::avx2::{fma_block, h, h4, hsum_ps, ld128, ld256, prefetch_ahead};
 use llq_types::GgmlType::{self, *};
 use std::arch::x86_64::*;
 
@@ -136,6 +136,7 @@ fn q4_0_rows<const N: usize>(w: &[u8], a: [&[u8]; N]) -> [f32; N] {
     let steps = w.len() / FOUR;
     for i in 0..steps {
         let x = &w[FOUR * i..FOUR * (i + 1)];
+        prefetch_ahead(x);
         let dx = step_scales(x);
         let mut lo = [z; 2];
         let mut hi = [z; 2];
@@ -200,6 +201,7 @@ fn q8_0_rows<const N: usize>(w: &[u8], a: [&[u8]; N]) -> [f32; N] {
     let steps = w.len() / FOUR;
     for i in 0..steps {
         let x = &w[FOUR * i..FOUR * (i + 1)];
+        prefetch_ahead(x);
         let dx = h4(x, Q8_0_BYTES, q8_0::D);
         let mut xv = [z; 2];
         let mut x128 = [z; 2];

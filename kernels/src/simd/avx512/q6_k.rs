@@ -4,7 +4,7 @@ use super::ld512;
 use crate::blocks::{f32_at, q6_k, q8_k};
 use crate::dot::DotFn;
 use crate::simd::avx2::kquant::bsum_dot16;
-use crate::simd::avx2::{h, ld128, ld256};
+use crate::simd::avx2::{h, ld128, ld256, prefetch_ahead};
 use llq_types::GgmlType::{self, *};
 use std::arch::x86_64::*;
 
@@ -40,6 +40,7 @@ macro_rules! row_loop {
         let mut wc = w.chunks_exact(2 * WB);
         let mut ac = a.chunks_exact(2 * AB);
         for (x, y) in (&mut wc).zip(&mut ac) {
+            prefetch_ahead(x);
             $blk(&x[..WB], &y[..AB], &mut acc0, &mut extra);
             $blk(&x[WB..], &y[AB..], &mut acc1, &mut extra);
         }
