@@ -100,15 +100,6 @@ pub(crate) fn ld128(s: &[u8]) -> __m128i {
     unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
 }
 
-/// 8 bytes from the start of `s` into the low half of a vector.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn ld64(s: &[u8]) -> __m128i {
-    let s = &s[..8];
-    // SAFETY: `s` holds 8 readable bytes; `loadl_epi64` has no alignment requirement.
-    unsafe { _mm_loadl_epi64(s.as_ptr().cast()) }
-}
-
 /// 8 little-endian f32 from the start of `s`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -132,23 +123,6 @@ pub(crate) fn hsum_ps(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn hsum_epi32_128(s: __m128i) -> i32 {
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-    _mm_cvtsi128_si32(s)
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn hsum_epi32(v: __m256i) -> i32 {
-    hsum_epi32_128(_mm_add_epi32(
-        _mm256_castsi256_si128(v),
-        _mm256_extracti128_si256::<1>(v),
-    ))
 }
 
 /// Scale one block's eight lanes of integer sums by `d` into `acc`.
