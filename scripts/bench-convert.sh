@@ -11,7 +11,7 @@
 #   LLQ_BIN        llq binary (default: $CARGO_TARGET_DIR/release/llq, else target/release/llq)
 #   BENCH_DIR      scratch dir, gitignored (default: <repo>/bench-data)
 #   BENCH_SIZES    synthetic shapes, see make_synthetic_checkpoint.py (default: "small default")
-#   BENCH_TYPES    llq types (default: "f16 q8_0 q4_0 q4_k_m")
+#   BENCH_TYPES    llq types (default: "f16 q8_0 q4_0 q4_k_m"; the peer runs those in PEER_FTYPE)
 #   BENCH_THREADS  thread counts (default: "1 2")
 #   BENCH_PEER     1 to run the llama.cpp path too (default 1)
 #   GEN_PYTHON     python with numpy, for the synthetic checkpoint (default: .venv/bin/python)
@@ -34,7 +34,7 @@ PEER_CONVERT_PYTHON=${PEER_CONVERT_PYTHON:-$("$REPO/scripts/setup-fixture-python
 PEER_QUANT_PYTHON=${PEER_QUANT_PYTHON:-$REPO/.venv/bin/python}
 LCP_VERSION=0.3.36
 # llama_ftype numbers (llama.h) for the peer's quantize step.
-declare -A PEER_FTYPE=([q8_0]=7 [q4_0]=2 [q4_k_m]=15)
+declare -A PEER_FTYPE=([q8_0]=7 [q4_0]=2 [q4_k_m]=15 [q2_k]=10 [q3_k_m]=12 [q5_k_m]=17 [q6_k]=18)
 
 [[ -x $LLQ_BIN ]] || { echo "no llq binary at $LLQ_BIN (cargo build --release, or set LLQ_BIN)" >&2; exit 1; }
 [[ -x /usr/bin/time ]] || { echo "/usr/bin/time missing: apt-get install -y time" >&2; exit 1; }

@@ -154,7 +154,15 @@ pub(crate) fn softmax_lanes(x: &mut [f32]) {
         .for_each(|(t, v)| *t = v - max);
     let tail = exp_lanes(tail);
     rest.copy_from_slice(&tail[..rest.len()]);
-    let sum: f64 = x.iter().map(|&v| f64::from(v)).sum();
+    // Eight partial sums (one running sum is a chain of dependent adds), then pairwise.
+    let mut lanes = [0f64; 8];
+    for c in x.chunks(8) {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += f64::from(v);
+        }
+    }
+    let sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
+        + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
     let inv = (1.0 / sum) as f32;
     for v in x.iter_mut() {
         *v *= inv;
