@@ -76,7 +76,7 @@ def main():
 
     # The CPU features ggml was compiled with ("AVX2 = 1 | ..."): the peer's ISA for the record.
     info = llama_cpp.llama_print_system_info().decode()
-    isa = [f.split("=")[0].strip() for f in info.split("|") if f.strip().endswith("= 1")]
+    isa = [f.split("=")[0].split(":")[-1].strip() for f in info.split("|") if f.strip().endswith("= 1")]
 
     print(json.dumps({
         "model": a.model,
