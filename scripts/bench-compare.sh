@@ -38,6 +38,9 @@
 #   BENCH_THREADS      threads for both tools (default: 2)
 #   BENCH_CTX          context / chunk size for both tools (default: 512)
 #   BENCH_REPS         repetitions; the best wall time per step is kept (default: 2)
+#   PEER_ARGS          extra llama-perplexity options for both steps (default: none). The
+#                      sdist's llama.cpp built with GGML_NATIVE on AVX-512 crashes (SIGSEGV)
+#                      repacking the fixture's Q4_K_M file; `--no-repack` avoids that.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -51,6 +54,7 @@ BENCH_LENGTHS=${BENCH_LENGTHS:-1 4}
 BENCH_THREADS=${BENCH_THREADS:-2}
 BENCH_CTX=${BENCH_CTX:-512}
 BENCH_REPS=${BENCH_REPS:-2}
+PEER_ARGS=${PEER_ARGS:-}
 FIXTURE=$REPO/fixtures/tiny-llama/hf
 CORPUS=$LLQ_SHARED/corpus/wikitext-2-test.txt
 
@@ -123,10 +127,10 @@ PY
     rm -f "$base"
     timed "$length" "$rep" llama.cpp base "$BENCH_DIR/lcpp-base-$length.log" -- \
       "$LLAMA_PERPLEXITY" -m "$REF" -f "$text" -c "$BENCH_CTX" -t "$BENCH_THREADS" \
-      --kl-divergence-base "$base"
+      --kl-divergence-base "$base" $PEER_ARGS
     timed "$length" "$rep" llama.cpp kld "$BENCH_DIR/lcpp-kld-$length.log" -- \
       "$LLAMA_PERPLEXITY" -m "$QUANT" -c "$BENCH_CTX" -t "$BENCH_THREADS" \
-      --kl-divergence-base "$base" --kl-divergence
+      --kl-divergence-base "$base" --kl-divergence $PEER_ARGS
   done
 done
 
